@@ -1,0 +1,63 @@
+# The course kit's commands. The two that matter:
+#   make course   set up (first time only), build tiny mode, start JupyterLab on 127.0.0.1
+#   make test     set up (first time only), then run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+SERVING := .venv-serving
+HOST ?= 127.0.0.1
+PORT ?= 8888
+PYTEST_ARGS ?=
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export PATH := $(BIN):$(PATH)
+
+.PHONY: course test env tiny check notebooks serving-env lock clean
+
+course: env tiny
+	$(BIN)/python -m course_lib check --short
+	$(BIN)/jupyter lab --ip=$(HOST) --port=$(PORT) --no-browser --notebook-dir=notebooks \
+		--MappingKernelManager.default_kernel_name=course-kit
+
+test: env
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+env: $(STAMP)
+
+$(STAMP): requirements/course.in requirements/course.lock requirements/xtuner.txt pyproject.toml
+	@echo "== Creating the course environment in $(VENV) (first time: a few minutes, about 6.5 GB) =="
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install -r requirements/course.in -c requirements/course.lock
+	$(BIN)/python -m pip install --no-deps -r requirements/xtuner.txt
+	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name course-kit --display-name "Course kit (course env)"
+	touch $(STAMP)
+
+tiny: env
+	$(BIN)/python -m course_lib build-tiny
+
+check: env
+	$(BIN)/python -m course_lib check
+
+# Execute every notebook headlessly (a teacher's dry run before class): executed copies and HTML in build/notebooks.
+notebooks: env tiny
+	$(BIN)/python -m course_lib notebooks --out build/notebooks
+
+# GPU machines only: LMDeploy in its own environment, registered as the kernel "course-kit-serving".
+serving-env: env
+	test -x $(SERVING)/bin/python || $(PYTHON) -m venv $(SERVING)
+	$(SERVING)/bin/python -m pip install --quiet --upgrade pip
+	$(SERVING)/bin/python -m pip install -r requirements/serving.txt
+	$(SERVING)/bin/python -m pip install --no-deps --no-build-isolation -e .
+	$(SERVING)/bin/python -m ipykernel install --prefix $(abspath $(VENV)) --name course-kit-serving \
+		--display-name "Course kit (serving env, LMDeploy)"
+
+# Re-pin the course environment after changing requirements/course.in.
+lock: env
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^xtuner==' > requirements/course.lock.new
+	mv requirements/course.lock.new requirements/course.lock
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,203 @@
+"""One place decides how the course runs: tiny or real mode, which device, which model and data.
+
+Precedence, highest first: environment variables (COURSE_MODE, COURSE_DEVICE, COURSE_MODEL_PATH,
+COURSE_DATA_PATH, COURSE_CACHE_DIR, COURSE_CONFIG for another YAML file), then configs/course.yaml,
+then the defaults written there. resolve() never builds or loads anything; it explains its choice.
+"""
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Mapping, Optional
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = REPO_ROOT / "configs" / "course.yaml"
+MODES = ("auto", "tiny", "real")
+
+
+class CourseConfigError(ValueError):
+    """The course configuration asks for something this machine cannot do; the message says what to change."""
+
+
+@dataclass
+class CourseSetup:
+    mode: str  # "tiny" or "real"
+    device: str  # "cpu", "cuda", "cuda:N"
+    model_path: Optional[Path]  # None in tiny mode until the tiny checkpoint is built (see ensure_model)
+    data_path: Optional[Path]
+    config_file: Path
+    reasons: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.mode == "tiny"
+
+    def ensure_model(self, log=print) -> Path:
+        """The checkpoint folder to load: the real one, or the tiny one (built on first use, then cached)."""
+        if self.model_path is None:
+            from course_lib.tiny_internvl2 import ensure_tiny_checkpoint
+
+            self.model_path = ensure_tiny_checkpoint(cache_dir(), log=log)
+        return self.model_path
+
+    def describe(self) -> str:
+        if self.model_path is not None:
+            model = str(self.model_path)
+        else:
+            from course_lib.tiny_internvl2 import checkpoint_dir
+
+            model = f"{checkpoint_dir(cache_dir())} (tiny InternVL2, built on first use)"
+        data = str(self.data_path) if self.data_path else "none"
+        if self.data_path and not self.data_path.exists():
+            data += "  [missing]"
+        lines = [
+            f"Mode:   {self.mode}",
+            f"Device: {self.device}",
+            f"Model:  {model}",
+            f"Data:   {data}",
+            f"Config: {self.config_file}",
+            "Why:",
+        ]
+        lines += [f"  - {reason}" for reason in self.reasons]
+        lines += [f"  ! {warning}" for warning in self.warnings]
+        return "\n".join(lines)
+
+
+def load_config_file(env: Mapping[str, str] = os.environ) -> tuple:
+    path = Path(env.get("COURSE_CONFIG") or DEFAULT_CONFIG_FILE)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise CourseConfigError(f"course config {path} does not exist; set COURSE_CONFIG to an existing YAML file")
+    except yaml.YAMLError as error:
+        raise CourseConfigError(f"course config {path} is not valid YAML: {error}")
+    if not isinstance(data, dict):
+        raise CourseConfigError(f"course config {path} must be a mapping of keys (mode, device, real, tiny, ...)")
+    return path, data
+
+
+def _repo_path(value) -> Optional[Path]:
+    if value in (None, ""):
+        return None
+    path = Path(os.path.expanduser(str(value)))
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def cache_dir(env: Mapping[str, str] = os.environ) -> Path:
+    _, data = load_config_file(env)
+    return _repo_path(env.get("COURSE_CACHE_DIR") or data.get("cache_dir") or ".cache")
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def _resolve_device(requested: str, has_cuda: bool) -> str:
+    requested = (requested or "auto").strip().lower()
+    if requested == "auto":
+        return "cuda" if has_cuda else "cpu"
+    if requested == "cpu":
+        return "cpu"
+    if requested == "cuda" or requested.startswith("cuda:"):
+        if not has_cuda:
+            raise CourseConfigError(
+                f"device {requested!r} was asked for (COURSE_DEVICE or configs/course.yaml) but torch sees no "
+                "CUDA GPU here; use device: auto or cpu"
+            )
+        return requested
+    raise CourseConfigError(f"device must be auto, cpu, cuda or cuda:N; got {requested!r}")
+
+
+def _first_checkpoint(candidates) -> Optional[Path]:
+    for candidate in candidates:
+        if candidate is not None and (candidate / "config.json").is_file():
+            return candidate
+    return None
+
+
+def resolve(env: Mapping[str, str] = os.environ, has_cuda: Optional[bool] = None) -> CourseSetup:
+    """Decide mode, device, model and data for this machine, and say why."""
+    config_file, data = load_config_file(env)
+    has_cuda = cuda_available() if has_cuda is None else has_cuda
+    real = data.get("real") or {}
+    tiny = data.get("tiny") or {}
+
+    mode = (env.get("COURSE_MODE") or data.get("mode") or "auto").strip().lower()
+    if mode not in MODES:
+        raise CourseConfigError(f"mode must be one of {MODES}; got {mode!r} (COURSE_MODE or 'mode' in {config_file})")
+    mode_source = "COURSE_MODE" if env.get("COURSE_MODE") else f"'mode' in {config_file.name}"
+    device = _resolve_device(env.get("COURSE_DEVICE") or data.get("device") or "auto", has_cuda)
+
+    explicit_model = _repo_path(env.get("COURSE_MODEL_PATH") or real.get("model_path"))
+    explicit_data = _repo_path(env.get("COURSE_DATA_PATH") or real.get("data_path"))
+    if explicit_model is not None and not (explicit_model / "config.json").is_file():
+        raise CourseConfigError(
+            f"model path {explicit_model} (COURSE_MODEL_PATH or real.model_path) has no config.json; "
+            "point it at an InternVL2 checkpoint folder, or unset it to use tiny mode"
+        )
+    searched_models = [_repo_path(p) for p in real.get("model_search") or []]
+    real_model = explicit_model or _first_checkpoint(searched_models)
+    real_data = explicit_data or next(
+        (p for p in (_repo_path(p) for p in real.get("data_search") or []) if p is not None and p.is_dir()), None
+    )
+
+    reasons: List[str] = []
+    warnings: List[str] = []
+    if mode == "tiny":
+        reasons.append(f"tiny mode was asked for ({mode_source}=tiny)")
+    elif mode == "real":
+        if real_model is None:
+            raise CourseConfigError(
+                "real mode was asked for but no InternVL2 checkpoint was found: set COURSE_MODEL_PATH (or "
+                f"real.model_path in {config_file}) to a checkpoint folder; searched "
+                + ", ".join(str(p) for p in searched_models)
+            )
+        reasons.append(f"real mode was asked for ({mode_source}=real)")
+        if device == "cpu":
+            if not has_cuda:
+                raise CourseConfigError(
+                    "real mode needs a CUDA GPU and torch sees none here; use COURSE_MODE=tiny, or set "
+                    "COURSE_DEVICE=cpu to run the real checkpoint on the CPU anyway (very slow, no training)"
+                )
+            warnings.append("real checkpoint on the CPU by request: expect minutes per answer; training is off")
+    else:  # auto
+        if real_model is not None and has_cuda:
+            mode = "real"
+            reasons.append(f"found an InternVL2 checkpoint at {real_model} and a CUDA GPU")
+        else:
+            mode = "tiny"
+            if real_model is None:
+                reasons.append("no InternVL2 checkpoint is configured or in the shared folders (set COURSE_MODEL_PATH)")
+            else:
+                reasons.append(f"found a checkpoint at {real_model}, but real mode needs a CUDA GPU")
+            if not has_cuda:
+                reasons.append("torch sees no CUDA GPU")
+    if device.startswith("cuda"):
+        reasons.append(f"torch sees a CUDA GPU; using {device}")
+    elif mode == "tiny":
+        reasons.append("the tiny model runs on the CPU")
+
+    if mode == "real":
+        if real_data is None:
+            warnings.append(
+                "no FoodieQA folder found (COURSE_DATA_PATH or real.data_path): the fine-tuning and evaluation "
+                "lessons will stop and say so"
+            )
+        return CourseSetup("real", device, real_model, real_data, config_file, reasons, warnings)
+    tiny_data = _repo_path(tiny.get("data_path") or "assets/food_vqa")
+    return CourseSetup("tiny", device, None, tiny_data, config_file, reasons, warnings)
+
+
+def begin(lesson: str = "") -> CourseSetup:
+    """First call of every notebook: resolve the setup and print what the lesson will run on, and why."""
+    setup = resolve()
+    title = f"Lesson {lesson}: " if lesson else ""
+    print(f"{title}running in {setup.mode.upper()} mode on {setup.device}")
+    print(setup.describe())
+    return setup

@@ -1,0 +1,175 @@
+"""The environment check behind notebooks/00: what this machine has, what each lesson will run on,
+and one sentence per missing piece saying how to fix it."""
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+from .config import REPO_ROOT, CourseConfigError, cache_dir, resolve
+from .lessons import available_lessons
+
+SERVING_PYTHON = REPO_ROOT / ".venv-serving" / "bin" / "python"
+MIN_FREE_GB = 10.0
+
+
+@dataclass
+class Check:
+    name: str
+    ok: Optional[bool]  # True fine, False missing (with a fix), None information only
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        mark = {True: "OK  ", False: "MISS", None: "INFO"}[self.ok]
+        text = f"[{mark}] {self.name}: {self.detail}"
+        return text + (f"\n       -> {self.fix}" if self.fix else "")
+
+
+def _version(package: str) -> Optional[str]:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def check_python() -> Check:
+    in_kit_env = Path(sys.prefix).resolve() == (REPO_ROOT / ".venv").resolve()
+    detail = f"Python {sys.version.split()[0]} at {sys.prefix}"
+    if in_kit_env:
+        return Check("course environment", True, detail)
+    return Check(
+        "course environment", None, detail + " (not the kit's .venv)",
+        "if imports fail below, run `make env` and choose the 'Course kit (course env)' kernel",
+    )
+
+
+def check_gpu() -> Check:
+    if importlib.util.find_spec("torch") is None:
+        return Check("GPU", False, "torch is not installed", "run `make env`")
+    import torch
+
+    if not torch.cuda.is_available():
+        return Check(
+            "GPU", None, f"none visible to torch {torch.__version__}: tiny mode on the CPU",
+            "real mode and LMDeploy need a CUDA GPU; on a GPU machine check `nvidia-smi`",
+        )
+    props = torch.cuda.get_device_properties(0)
+    return Check("GPU", True, f"{torch.cuda.device_count()} x {props.name}, {props.total_memory / 2**30:.0f} GiB")
+
+
+def check_xtuner() -> Check:
+    version = _version("xtuner")
+    if version is None:
+        return Check("XTuner", False, "not installed", "run `make env` (it installs xtuner 0.2.0 into .venv)")
+    cli = Path(sys.prefix) / "bin" / "xtuner"
+    first_python = shutil.which("python")
+    detail = f"xtuner {version}, transformers {_version('transformers')}, peft {_version('peft')}"
+    if not cli.exists():
+        return Check("XTuner", False, detail + "; the xtuner command is missing", "run `make env`")
+    if first_python is None or Path(first_python).parent.resolve() != cli.parent.resolve():
+        return Check(
+            "XTuner", None, detail + f"; `python` on PATH is {first_python}, not this environment's",
+            "the kit puts its environment first on PATH when it runs `xtuner` (the CLI re-launches `python`)",
+        )
+    return Check("XTuner", True, detail)
+
+
+def check_serving() -> Check:
+    if importlib.util.find_spec("lmdeploy") is not None:
+        return Check("serving environment", True, f"lmdeploy {_version('lmdeploy')} in this kernel")
+    if not SERVING_PYTHON.exists():
+        return Check(
+            "serving environment", None, "not installed (LMDeploy lessons use the transformers backend instead)",
+            "on a GPU machine: `make serving-env`, then pick the kernel 'Course kit (serving env, LMDeploy)'",
+        )
+    probe = subprocess.run(
+        [str(SERVING_PYTHON), "-c", "import importlib.metadata as m; print(m.version('lmdeploy'))"],
+        capture_output=True, text=True, timeout=120,
+    )
+    if probe.returncode != 0:
+        return Check("serving environment", False, f"{SERVING_PYTHON} cannot import lmdeploy", "re-run `make serving-env`")
+    return Check("serving environment", True, f"lmdeploy {probe.stdout.strip()} in {SERVING_PYTHON.parent.parent}")
+
+
+def check_model(setup) -> Check:
+    if setup.is_tiny:
+        from course_lib.tiny_internvl2 import checkpoint_dir, is_complete
+
+        path = checkpoint_dir(cache_dir())
+        if is_complete(path):
+            info = json.loads((path / "build_info.json").read_text())
+            return Check("model", True, f"tiny InternVL2 at {path} ({info['parameters'] / 1e6:.2f} M parameters)")
+        return Check("model", None, f"tiny InternVL2 not built yet ({path})", "it builds on first use in seconds, or run `make tiny`")
+    config = json.loads((setup.model_path / "config.json").read_text())
+    arch = (config.get("architectures") or ["?"])[0]
+    if arch != "InternVLChatModel":
+        return Check("model", False, f"{setup.model_path} is a {arch}, not an InternVL2 chat model", "set COURSE_MODEL_PATH to an InternVL2 folder")
+    return Check("model", True, f"InternVL2 at {setup.model_path}")
+
+
+def check_data(setup) -> Check:
+    path = setup.data_path
+    if path is None:
+        return Check("data", False, "no dataset folder configured", "set COURSE_DATA_PATH to the FoodieQA folder")
+    if not path.exists():
+        fix = (
+            "the fine-tuning lessons build and ship this set; it is not in this checkout yet"
+            if setup.is_tiny
+            else "set COURSE_DATA_PATH to the folder holding sivqa_tidy.json and the images"
+        )
+        return Check("data", False, f"{path} does not exist", fix)
+    return Check("data", True, str(path))
+
+
+def check_disk() -> Check:
+    free = shutil.disk_usage(REPO_ROOT).free / 2**30
+    detail = f"{free:.1f} GiB free at {REPO_ROOT}"
+    if free < MIN_FREE_GB:
+        return Check("disk", False, detail, f"keep at least {MIN_FREE_GB:.0f} GiB free (checkpoints, runs, the serving env)")
+    return Check("disk", True, detail)
+
+
+def check_offline() -> Check:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    return Check(
+        "hub downloads", None,
+        "off (HF_HUB_OFFLINE=1)" if offline else "allowed in this kernel; the kit itself never downloads weights or data",
+    )
+
+
+def run_checks(setup=None) -> List[Check]:
+    checks = [check_python(), check_gpu(), check_xtuner(), check_serving()]
+    if setup is not None:
+        checks += [check_model(setup), check_data(setup)]
+    return checks + [check_disk(), check_offline()]
+
+
+def lesson_plan(setup, checks: List[Check]) -> List[str]:
+    have = {check.name: check.ok for check in checks}
+    rows = []
+    for lesson in available_lessons():
+        where = f"{setup.mode} mode on {setup.device}"
+        missing = [need for need in lesson.needs if need in ("data", "xtuner", "serving") and not have.get(
+            {"data": "data", "xtuner": "XTuner", "serving": "serving environment"}[need])]
+        note = f" (missing: {', '.join(missing)})" if missing else ""
+        rows.append(f"{lesson.number} {lesson.title}: {where}{note}")
+    return rows
+
+
+def report(short: bool = False) -> str:
+    try:
+        setup = resolve()
+        header = setup.describe()
+    except CourseConfigError as error:
+        setup, header = None, f"Course configuration error: {error}"
+    checks = run_checks(setup)
+    lines = [header, "", "Checks:"] + ["  " + check.line().replace("\n", "\n  ") for check in checks]
+    if setup is not None and not short:
+        lines += ["", "Lessons:"] + ["  " + row for row in lesson_plan(setup, checks)]
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""Execute the course notebooks headlessly: what the tests and a teacher's dry run before class use."""
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, List, Optional
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+from .lessons import NOTEBOOK_DIR
+
+COURSE_KERNEL = "course-kit"
+
+
+@dataclass
+class NotebookRun:
+    path: Path
+    seconds: float
+    error: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def kernel_for(notebook) -> str:
+    """The notebook's own kernel if it is installed, else the kernel of this Python."""
+    name = notebook.metadata.get("kernelspec", {}).get("name", COURSE_KERNEL)
+    try:
+        KernelSpecManager().get_kernel_spec(name)
+        return name
+    except NoSuchKernel:
+        return "python3"
+
+
+def execute_notebook(path: Path, timeout: int = 600, env: Optional[dict] = None, kernel_name: Optional[str] = None):
+    """Run every cell of a notebook in a fresh kernel (cwd = the notebook's folder); returns (notebook, run)."""
+    path = Path(path)
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=timeout,
+        kernel_name=kernel_name or kernel_for(notebook),
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    started = time.perf_counter()
+    saved = dict(os.environ)
+    os.environ.update(env or {})  # the kernel inherits this process's environment
+    try:
+        client.execute()
+        error = None
+    except CellExecutionError as failure:  # its message holds the failing cell's source and traceback
+        error = str(failure)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return notebook, NotebookRun(path, time.perf_counter() - started, error)
+
+
+def build_notebooks(out_dir: Path, notebooks: Optional[Iterable[Path]] = None, html: bool = True, timeout: int = 600) -> List[NotebookRun]:
+    """Execute notebooks, writing executed copies (and HTML) to out_dir; failures are kept, not raised."""
+    from nbconvert import HTMLExporter
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for path in notebooks or sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")):
+        notebook, run = execute_notebook(path, timeout=timeout)
+        nbformat.write(notebook, out_dir / path.name)
+        if html:
+            body, _ = HTMLExporter().from_notebook_node(notebook)
+            (out_dir / path.with_suffix(".html").name).write_text(body, encoding="utf-8")
+        status = "ok" if run.ok else "FAILED"
+        print(f"{path.name}: {status} in {run.seconds:.1f} s", flush=True)
+        runs.append(run)
+    return runs

@@ -1,0 +1,176 @@
+"""Build (or find in the cache) the tiny InternVL2-shaped checkpoint.
+
+The folder it writes is what a real InternVL2 checkpoint folder is: config.json with auto_map and the
+tiling fields, the remote-code .py files, a tokenizer with its chat template, and safetensors weights
+in bfloat16. It is built from a fixed seed, so the same source gives the same bytes; the folder name
+carries a hash of the source (remote code, tokenizer corpus, this spec), so a change in any of them
+builds a new folder and an unchanged source is never rebuilt.
+"""
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+REMOTE_CODE_DIR = Path(__file__).parent / "remote_code"
+REMOTE_CODE_FILES = sorted(p.name for p in REMOTE_CODE_DIR.glob("*.py") if p.name != "__init__.py")
+SOURCE_FILES = [Path(__file__), Path(__file__).parent / "tokenizer.py", Path(__file__).parent / "corpus.py"] + [
+    REMOTE_CODE_DIR / name for name in REMOTE_CODE_FILES
+]
+SEED = 20240711
+
+# The model: InternVL2-2B's structure at a size that trains on a laptop CPU. Image size, patch size and
+# downsample ratio are the real ones, so a tile still costs 256 tokens and the tiling fields mean the same.
+SPEC = {
+    "tokenizer_vocab_size": 4096,
+    "system_message": "You are an AI assistant whose name is InternLM (书生·浦语).",
+    "vision_config": {
+        "architectures": ["InternVisionModel"],
+        "image_size": 448,
+        "patch_size": 14,
+        "hidden_size": 96,
+        "intermediate_size": 384,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 3,
+        "qkv_bias": True,
+        "qk_normalization": False,
+        "norm_type": "layer_norm",
+        "layer_norm_eps": 1e-6,
+        "hidden_act": "gelu",
+        "drop_path_rate": 0.0,
+        "initializer_factor": 1.0,
+        "initializer_range": 0.02,
+    },
+    "llm_config": {
+        "architectures": ["InternLM2ForCausalLM"],
+        "hidden_size": 256,
+        "intermediate_size": 688,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 8192,
+        "rope_theta": 1000000,
+        "rms_norm_eps": 1e-5,
+        "hidden_act": "silu",
+        "bias": False,
+        "tie_word_embeddings": False,
+        "attn_implementation": "eager",
+        "initializer_range": 0.02,
+    },
+    "chat_config": {
+        "force_image_size": 448,
+        "downsample_ratio": 0.5,
+        "ps_version": "v2",
+        "select_layer": -1,
+        "template": "internlm2-chat",
+        "dynamic_image_size": True,
+        "use_thumbnail": True,
+        "min_dynamic_patch": 1,
+        "max_dynamic_patch": 12,
+    },
+}
+
+
+def source_hash() -> str:
+    digest = hashlib.sha256(json.dumps(SPEC, sort_keys=True, ensure_ascii=False).encode())
+    for path in SOURCE_FILES:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def default_cache_dir() -> Path:
+    from course_lib.config import cache_dir
+
+    return cache_dir()
+
+
+def checkpoint_dir(cache: Path = None) -> Path:
+    return Path(cache or default_cache_dir()) / f"tiny-internvl2-{source_hash()}"
+
+
+def is_complete(path: Path) -> bool:
+    info = path / "build_info.json"
+    return info.is_file() and json.loads(info.read_text()).get("source_hash") == source_hash()
+
+
+def ensure_tiny_checkpoint(cache: Path = None, log=print) -> Path:
+    """Return the checkpoint folder, building it first if this source has not been built yet."""
+    target = checkpoint_dir(cache)
+    if is_complete(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / ".tiny-internvl2.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; the others find it done
+        if not is_complete(target):
+            _build(target, log)
+    return target
+
+
+def _build(target: Path, log) -> None:
+    import torch
+
+    from .remote_code.configuration_internvl_chat import InternVLChatConfig
+    from .remote_code.modeling_internvl_chat import InternVLChatModel
+    from .tokenizer import build_tokenizer
+
+    started = time.perf_counter()
+    log(f"Building the tiny InternVL2 checkpoint in {target} (seeded; a few seconds) ...")
+    staging = Path(tempfile.mkdtemp(prefix=target.name + ".building-", dir=target.parent))
+    try:
+        tokenizer = build_tokenizer(staging, SPEC["tokenizer_vocab_size"], SPEC["system_message"])
+        llm = dict(SPEC["llm_config"])
+        llm.update(
+            vocab_size=len(tokenizer),
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        config = InternVLChatConfig(
+            vision_config=SPEC["vision_config"],
+            llm_config=llm,
+            system_message=SPEC["system_message"],
+            architectures=["InternVLChatModel"],
+            auto_map={
+                "AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
+                "AutoModel": "modeling_internvl_chat.InternVLChatModel",
+                "AutoModelForCausalLM": "modeling_internvl_chat.InternVLChatModel",
+            },
+            torch_dtype="bfloat16",
+            **SPEC["chat_config"],
+        )
+        torch.manual_seed(SEED)
+        model = InternVLChatModel(config, use_flash_attn=False)
+        model.img_context_token_id = tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
+        model = model.to(torch.bfloat16)
+        model.save_pretrained(str(staging), safe_serialization=True)
+        for name in REMOTE_CODE_FILES:
+            shutil.copy2(REMOTE_CODE_DIR / name, staging / name)
+        n_params = sum(p.numel() for p in model.parameters())
+        info = {
+            "source_hash": source_hash(),
+            "seed": SEED,
+            "parameters": n_params,
+            "parameters_by_part": {
+                part: sum(p.numel() for p in getattr(model, part).parameters())
+                for part in ("vision_model", "mlp1", "language_model")
+            },
+            "vocab_size": len(tokenizer),
+            "build_seconds": round(time.perf_counter() - started, 2),
+            "torch": torch.__version__,
+        }
+        (staging / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")
+        staging.chmod(0o755)  # readable by every user of a shared classroom machine
+        for path in staging.iterdir():
+            path.chmod(0o644)
+        if target.exists():  # an incomplete earlier build of the same source: ours replaces it
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    size = sum(p.stat().st_size for p in target.iterdir()) / 1e6
+    log(f"Built {target.name}: {n_params / 1e6:.2f} M parameters, {size:.1f} MB, {info['build_seconds']} s")
