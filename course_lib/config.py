@@ -46,9 +46,10 @@ class CourseSetup:
         if self.model_path is not None:
             model = str(self.model_path)
         else:
-            from course_lib.tiny_internvl2 import checkpoint_dir
+            from course_lib.tiny_internvl2 import checkpoint_dir, is_complete
 
-            model = f"{checkpoint_dir(cache_dir())} (tiny InternVL2, built on first use)"
+            path = checkpoint_dir(cache_dir())
+            model = f"{path} (tiny InternVL2, {'built' if is_complete(path) else 'built on first use'})"
         data = str(self.data_path) if self.data_path else "none"
         if self.data_path and not self.data_path.exists():
             data += "  [missing]"

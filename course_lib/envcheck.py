@@ -16,6 +16,13 @@ from .lessons import available_lessons
 
 SERVING_PYTHON = REPO_ROOT / ".venv-serving" / "bin" / "python"
 MIN_FREE_GB = 10.0
+# Measured sizes (GiB) of what the course can put on disk; the notebook compares them with free space.
+DISK_NEEDS_GIB = {
+    "course environment (.venv)": 6.3,
+    "serving environment (.venv-serving, GPU only)": 7.7,
+    "InternVL2-2B checkpoint (real mode)": 4.4,
+    "tiny checkpoint": 0.01,
+}
 
 
 @dataclass
@@ -133,6 +140,11 @@ def check_disk() -> Check:
     if free < MIN_FREE_GB:
         return Check("disk", False, detail, f"keep at least {MIN_FREE_GB:.0f} GiB free (checkpoints, runs, the serving env)")
     return Check("disk", True, detail)
+
+
+def disk_budget() -> dict:
+    """Free space next to what the course may need, in GiB."""
+    return {"free here": shutil.disk_usage(REPO_ROOT).free / 2**30, **DISK_NEEDS_GIB}
 
 
 def check_offline() -> Check:

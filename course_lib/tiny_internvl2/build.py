@@ -25,7 +25,7 @@ SEED = 20240711
 # The model: InternVL2-2B's structure at a size that trains on a laptop CPU. Image size, patch size and
 # downsample ratio are the real ones, so a tile still costs 256 tokens and the tiling fields mean the same.
 SPEC = {
-    "tokenizer_vocab_size": 4096,
+    "tokenizer_max_vocab_size": 4096,  # BPE stops earlier: the corpus is small
     "system_message": "You are an AI assistant whose name is InternLM (书生·浦语).",
     "vision_config": {
         "architectures": ["InternVisionModel"],
@@ -121,7 +121,7 @@ def _build(target: Path, log) -> None:
     log(f"Building the tiny InternVL2 checkpoint in {target} (seeded; a few seconds) ...")
     staging = Path(tempfile.mkdtemp(prefix=target.name + ".building-", dir=target.parent))
     try:
-        tokenizer = build_tokenizer(staging, SPEC["tokenizer_vocab_size"], SPEC["system_message"])
+        tokenizer = build_tokenizer(staging, SPEC["tokenizer_max_vocab_size"], SPEC["system_message"])
         llm = dict(SPEC["llm_config"])
         llm.update(
             vocab_size=len(tokenizer),

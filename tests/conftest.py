@@ -1,0 +1,38 @@
+import os
+from pathlib import Path
+
+# Nothing in the test suite may reach a model hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FOOD_IMAGES = REPO_ROOT / "assets" / "images" / "fluent-emoji-3d"
+
+
+@pytest.fixture(scope="session")
+def tiny_path():
+    from course_lib.config import cache_dir
+    from course_lib.tiny_internvl2 import ensure_tiny_checkpoint
+
+    return ensure_tiny_checkpoint(cache_dir())
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_path):
+    """(model in float32 on the CPU, tokenizer), loaded as users load InternVL2."""
+    from course_lib.models import load_internvl
+
+    return load_internvl(tiny_path, "cpu", torch.float32)
+
+
+@pytest.fixture(scope="session")
+def dumpling_pixels():
+    from course_lib.tiling import load_image
+
+    return load_image(FOOD_IMAGES / "1f95f.webp")

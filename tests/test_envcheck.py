@@ -1,0 +1,40 @@
+"""The environment check: every piece is reported, and every missing piece comes with a fix."""
+from course_lib import envcheck
+from course_lib.config import resolve
+
+
+def test_report_covers_every_piece():
+    text = envcheck.report()
+    for name in ("Mode:", "course environment", "GPU", "XTuner", "serving environment", "model", "data", "disk", "Lessons:"):
+        assert name in text, name
+
+
+def test_every_missing_piece_says_how_to_fix_it():
+    setup = resolve(env={"COURSE_MODE": "tiny"}, has_cuda=False)
+    for check in envcheck.run_checks(setup):
+        if check.ok is False:
+            assert check.fix, check.name
+
+
+def test_missing_real_data_names_the_variable(tmp_path):
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text('{"architectures": ["InternVLChatModel"]}')
+    setup = resolve(env={"COURSE_MODE": "real", "COURSE_MODEL_PATH": str(model),
+                         "COURSE_DATA_PATH": str(tmp_path / "FoodieQA")}, has_cuda=True)
+    data = envcheck.check_data(setup)
+    assert data.ok is False and "COURSE_DATA_PATH" in data.fix
+    assert envcheck.check_model(setup).ok is True
+
+
+def test_a_non_internvl_checkpoint_is_flagged(tmp_path):
+    (tmp_path / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
+    setup = resolve(env={"COURSE_MODE": "real", "COURSE_MODEL_PATH": str(tmp_path)}, has_cuda=True)
+    check = envcheck.check_model(setup)
+    assert check.ok is False and "LlamaForCausalLM" in check.detail
+
+
+def test_lesson_plan_lists_each_notebook():
+    setup = resolve(env={"COURSE_MODE": "tiny"}, has_cuda=False)
+    rows = envcheck.lesson_plan(setup, envcheck.run_checks(setup))
+    assert rows and all("tiny mode on cpu" in row for row in rows)

@@ -1,0 +1,33 @@
+"""Every notebook is committed without outputs and executes in tiny mode in a fresh kernel (d2l style)."""
+import json
+
+import pytest
+
+from conftest import REPO_ROOT
+from course_lib.lessons import LESSONS
+from course_lib.notebooks import execute_notebook
+
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_every_notebook_is_a_listed_lesson():
+    assert NOTEBOOKS, "no notebooks found"
+    assert sorted(p.name for p in NOTEBOOKS) == sorted(lesson.notebook for lesson in LESSONS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_without_outputs(path):
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    dirty = [i for i, cell in enumerate(notebook["cells"]) if cell["cell_type"] == "code"
+             and (cell.get("outputs") or cell.get("execution_count") is not None)]
+    assert not dirty, f"{path.name}: cells {dirty} carry outputs; clear them before committing"
+    assert notebook["metadata"]["kernelspec"]["name"] == "course-kit"
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_executes_in_tiny_mode(path):
+    executed, run = execute_notebook(path, timeout=600, env={"COURSE_MODE": "tiny", "MPLBACKEND": "Agg"})
+    assert run.ok, f"{path.name} failed after {run.seconds:.0f} s:\n{run.error}"
+    first_output = "".join(out.get("text", "") for out in executed.cells[1].outputs)
+    assert "running in TINY mode" in first_output and "Why:" in first_output
