@@ -9,6 +9,8 @@ SERVING := .venv-serving
 HOST ?= 127.0.0.1
 PORT ?= 8888
 PYTEST_ARGS ?=
+# Classroom dev machines often log in as root; JupyterLab refuses root unless told.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PATH := $(BIN):$(PATH)
@@ -18,7 +20,7 @@ export PATH := $(BIN):$(PATH)
 course: env tiny
 	$(BIN)/python -m course_lib check --short
 	$(BIN)/jupyter lab --ip=$(HOST) --port=$(PORT) --no-browser --notebook-dir=notebooks \
-		--MappingKernelManager.default_kernel_name=course-kit
+		--MappingKernelManager.default_kernel_name=course-kit $(ALLOW_ROOT)
 
 test: env
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -31,7 +33,7 @@ $(STAMP): requirements/course.in requirements/course.lock requirements/xtuner.tx
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install -r requirements/course.in -c requirements/course.lock
 	$(BIN)/python -m pip install --no-deps -r requirements/xtuner.txt
-	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name course-kit --display-name "Course kit (course env)"
 	touch $(STAMP)
 
@@ -50,13 +52,13 @@ serving-env: env
 	test -x $(SERVING)/bin/python || $(PYTHON) -m venv $(SERVING)
 	$(SERVING)/bin/python -m pip install --quiet --upgrade pip
 	$(SERVING)/bin/python -m pip install -r requirements/serving.txt
-	$(SERVING)/bin/python -m pip install --no-deps --no-build-isolation -e .
+	$(SERVING)/bin/python -m pip install --no-deps -e .
 	$(SERVING)/bin/python -m ipykernel install --prefix $(abspath $(VENV)) --name course-kit-serving \
 		--display-name "Course kit (serving env, LMDeploy)"
 
 # Re-pin the course environment after changing requirements/course.in.
 lock: env
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^xtuner==' > requirements/course.lock.new
+	{ sed -n '1,2p' requirements/course.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^xtuner=='; } > requirements/course.lock.new
 	mv requirements/course.lock.new requirements/course.lock
 
 clean:
