@@ -162,15 +162,17 @@ def run_checks(setup=None) -> List[Check]:
     return checks + [check_disk(), check_offline()]
 
 
+# Which check answers for each need a lesson can declare (see lessons.Lesson.needs).
+NEED_CHECKS = {"data": "data", "xtuner": "XTuner", "serving": "serving environment", "gpu": "GPU"}
+
+
 def lesson_plan(setup, checks: List[Check]) -> List[str]:
     have = {check.name: check.ok for check in checks}
     rows = []
     for lesson in available_lessons():
-        where = f"{setup.mode} mode on {setup.device}"
-        missing = [need for need in lesson.needs if need in ("data", "xtuner", "serving") and not have.get(
-            {"data": "data", "xtuner": "XTuner", "serving": "serving environment"}[need])]
-        note = f" (missing: {', '.join(missing)})" if missing else ""
-        rows.append(f"{lesson.number} {lesson.title}: {where}{note}")
+        missing = [need for need in lesson.needs if have.get(NEED_CHECKS[need]) is not True]
+        note = f" (without: {', '.join(missing)})" if missing else ""
+        rows.append(f"{lesson.number} {lesson.title}: {setup.mode} mode on {setup.device}{note}")
     return rows
 
 

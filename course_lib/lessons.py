@@ -12,7 +12,7 @@ class Lesson:
     number: str
     notebook: str
     title: str
-    needs: Tuple[str, ...] = ()  # any of: "model", "data", "xtuner", "serving", "gpu"
+    needs: Tuple[str, ...] = ()  # any of: "data", "xtuner", "serving", "gpu" (every lesson uses the model)
 
     @property
     def path(self):
@@ -21,7 +21,7 @@ class Lesson:
 
 LESSONS = (
     Lesson("00", "00_environment_check.ipynb", "Environment check"),
-    Lesson("01", "01_meet_internvl2.ipynb", "Meet InternVL2: load it, look inside, ask about a dish", ("model",)),
+    Lesson("01", "01_meet_internvl2.ipynb", "Meet InternVL2: load it, look inside, ask about a dish"),
 )
 
 

@@ -38,3 +38,13 @@ def test_lesson_plan_lists_each_notebook():
     setup = resolve(env={"COURSE_MODE": "tiny"}, has_cuda=False)
     rows = envcheck.lesson_plan(setup, envcheck.run_checks(setup))
     assert rows and all("tiny mode on cpu" in row for row in rows)
+
+
+def test_lesson_plan_names_what_a_lesson_lacks(monkeypatch):
+    from course_lib import lessons
+
+    needy = lessons.Lesson("01", "01_meet_internvl2.ipynb", "needs a GPU and data", ("gpu", "data"))
+    monkeypatch.setattr(envcheck, "available_lessons", lambda: [needy])
+    setup = resolve(env={"COURSE_MODE": "tiny"}, has_cuda=False)
+    checks = [envcheck.Check("GPU", None, "none"), envcheck.Check("data", True, "here")]
+    assert envcheck.lesson_plan(setup, checks) == ["01 needs a GPU and data: tiny mode on cpu (without: gpu)"]

@@ -12,7 +12,6 @@ from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import nn
-from torch.nn import CrossEntropyLoss
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.modeling_utils import PreTrainedModel
 
@@ -142,26 +141,15 @@ class InternVLChatModel(PreTrainedModel):
         if image_flags is not None:  # text-only samples carry an all-zero dummy tile
             vit_embeds = vit_embeds[image_flags.reshape(-1) == 1]
         input_embeds = self._merge_image_embeds(input_ids, input_embeds, vit_embeds)
-        outputs = self.language_model(
+        return self.language_model(
             inputs_embeds=input_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
             past_key_values=past_key_values,
+            labels=labels,
             use_cache=use_cache,
             output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
-        logits = outputs.logits
-        loss = None
-        if labels is not None:
-            shift_logits = logits[..., :-1, :].reshape(-1, self.language_model.config.vocab_size)
-            shift_labels = labels[..., 1:].reshape(-1).to(shift_logits.device)
-            loss = CrossEntropyLoss()(shift_logits.float(), shift_labels)
-        if not return_dict:
-            rest = (logits,) + tuple(v for v in (outputs.past_key_values, outputs.hidden_states) if v is not None)
-            return ((loss,) + rest) if loss is not None else rest
-        return CausalLMOutputWithPast(
-            loss=loss, logits=logits, past_key_values=outputs.past_key_values, hidden_states=outputs.hidden_states
+            return_dict=return_dict,
         )
 
     # ---- inference -----------------------------------------------------------------------------
@@ -213,17 +201,7 @@ class InternVLChatModel(PreTrainedModel):
         if verbose:
             print(query.replace(IMG_CONTEXT_TOKEN * self.num_image_token, "<IMG_CONTEXT>*" + str(self.num_image_token)))
         model_inputs = tokenizer(query, return_tensors="pt")
-        device = self.language_model.get_input_embeddings().weight.device
-        generation_config = dict(generation_config)
-        generation_config["eos_token_id"] = tokenizer.convert_tokens_to_ids(template.sep.strip())
-        output_ids = self.generate(
-            pixel_values=pixel_values,
-            input_ids=model_inputs["input_ids"].to(device),
-            attention_mask=model_inputs["attention_mask"].to(device),
-            **generation_config,
-        )
-        response = tokenizer.batch_decode(output_ids, skip_special_tokens=True)[0]
-        response = response.split(template.sep.strip())[0].strip()
+        response = self._generate_answers(tokenizer, pixel_values, model_inputs, generation_config, template.sep)[0]
         history.append((question, response))
         return (response, history) if return_history else response
 
@@ -263,17 +241,21 @@ class InternVLChatModel(PreTrainedModel):
             model_inputs = tokenizer(queries, return_tensors="pt", padding=True)
         finally:
             tokenizer.padding_side = previous_side
+        return self._generate_answers(tokenizer, pixel_values, model_inputs, generation_config, template.sep)
+
+    def _generate_answers(self, tokenizer, pixel_values, model_inputs, generation_config, sep) -> List[str]:
+        """Generate until the template's separator token and decode each answer up to it."""
+        sep = sep.strip()
         device = self.language_model.get_input_embeddings().weight.device
-        generation_config = dict(generation_config)
-        generation_config["eos_token_id"] = tokenizer.convert_tokens_to_ids(template.sep.strip())
+        generation_config = dict(generation_config)  # the caller's dict is not changed
+        generation_config["eos_token_id"] = tokenizer.convert_tokens_to_ids(sep)
         output_ids = self.generate(
             pixel_values=pixel_values,
             input_ids=model_inputs["input_ids"].to(device),
             attention_mask=model_inputs["attention_mask"].to(device),
             **generation_config,
         )
-        responses = tokenizer.batch_decode(output_ids, skip_special_tokens=True)
-        return [r.split(template.sep.strip())[0].strip() for r in responses]
+        return [text.split(sep)[0].strip() for text in tokenizer.batch_decode(output_ids, skip_special_tokens=True)]
 
     @torch.no_grad()
     def generate(
