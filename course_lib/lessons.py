@@ -22,6 +22,11 @@ class Lesson:
 LESSONS = (
     Lesson("00", "00_environment_check.ipynb", "Environment check"),
     Lesson("01", "01_meet_internvl2.ipynb", "Meet InternVL2: load it, look inside, ask about a dish"),
+    Lesson("02", "02_architectures_and_connectors.ipynb",
+           "Architectures and connectors: prefix, placeholders, <IMG_CONTEXT>, projectors, NExT-GPT"),
+    Lesson("03", "03_qformer_attention_masks.ipynb", "BLIP-2's Q-Former: the three stage-1 attention masks"),
+    Lesson("04", "04_pixel_shuffle.ipynb", "Pixel shuffle: 1024 patches become 256 tokens"),
+    Lesson("05", "05_dynamic_tiling.ipynb", "Dynamic tiling: 448-px tiles, 35 grids, a thumbnail, the token budget"),
 )
 
 

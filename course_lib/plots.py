@@ -21,14 +21,21 @@ def show_tiles(tiles: Sequence, title: str = "", thumbnail: bool = False):
     return fig
 
 
-def bar_chart(values: Dict[str, float], title: str, unit: str = "", log: bool = False):
-    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(values)))
+def bar_chart(values: Dict[str, float], title: str, unit: str = "", log: bool = False, colors=None,
+              xlabel: str = "", number_format: str = "{:,.3g}"):
+    """Horizontal bars with their values written at the end; the axis leaves room for the labels."""
     names = list(values)
-    ax.barh(names, [values[n] for n in names], color="#4C72B0")
-    for y, name in enumerate(names):
-        ax.text(values[name], y, f" {values[name]:,.3g} {unit}".rstrip(), va="center", fontsize=9)
+    numbers = [values[name] for name in names]
+    fig, ax = plt.subplots(figsize=(7.5, 0.7 + 0.5 * len(names)))
+    ax.barh(names, numbers, color=colors or "#4C72B0")
+    for y, value in enumerate(numbers):
+        ax.text(value * (1.08 if log else 1.0), y, f" {number_format.format(value)} {unit}".rstrip(), va="center", fontsize=9)
     if log:
         ax.set_xscale("log")
+        ax.set_xlim(min(v for v in numbers if v > 0) / 2, max(numbers) * 4)
+    else:
+        ax.set_xlim(0, max(numbers) * 1.25)
+    ax.set_xlabel(xlabel)
     ax.invert_yaxis()
     ax.set_title(title)
     ax.spines[["top", "right"]].set_visible(False)

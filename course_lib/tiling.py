@@ -1,23 +1,41 @@
 """InternVL2's dynamic tiling: pick a grid of 448-px tiles that fits the image's aspect ratio.
 
 Candidates are all grids (i columns, j rows) with min_num <= i*j <= max_num (35 of them for 1..12).
-The closest aspect ratio wins; on a tie the larger grid wins only if the image has more than half of
-that grid's pixels. The image is resized to the grid and cut into tiles, row by row; when there is
-more than one tile, a 448x448 thumbnail of the whole image is appended.
+The closest aspect ratio wins; on a tie the later (larger) grid wins only if the image has more than half
+of that grid's pixels. The image is resized to the grid and cut into tiles, row by row; when there is more
+than one tile, a 448x448 thumbnail of the whole image is appended. Pixels are then scaled to [0, 1] and
+normalised with ImageNet's mean and std.
+
+The tiles and pixel values are identical to XTuner's and InternVL's preprocessing (tests check it); this
+version cuts tiles from one normalised array instead of cropping and converting each tile separately.
 """
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+MAX_PIXELS = 64_000_000  # refuse larger images (decompression bombs) before decoding them
+
+# LMDeploy's InternVL2 preprocessing: per image, `max_dynamic_patch` wins; otherwise `detail` picks the
+# maximum tiles; otherwise the checkpoint's own max_dynamic_patch is used.
+LMDEPLOY_DETAIL_TILES = {"low": 6, "medium": 12, "high": 24}
 
 
+class ImageLoadError(ValueError):
+    """An image could not be turned into tiles; the message names the file and what to do."""
+
+
+# ---- the grid ------------------------------------------------------------------------------------
 def target_ratios(min_num: int = 1, max_num: int = 12) -> List[Tuple[int, int]]:
-    """All (columns, rows) grids with min_num <= columns*rows <= max_num, smallest area first."""
+    """All (columns, rows) grids with min_num <= columns*rows <= max_num, fewest tiles first."""
+    if not 1 <= min_num <= max_num:
+        raise ValueError(f"need 1 <= min_num <= max_num, got min_num={min_num}, max_num={max_num}")
     grids = {(i, j) for i in range(1, max_num + 1) for j in range(1, max_num + 1) if min_num <= i * j <= max_num}
     return sorted(grids, key=lambda grid: (grid[0] * grid[1], grid))
 
@@ -34,51 +52,167 @@ def closest_grid(width: int, height: int, grids: Sequence[Tuple[int, int]], imag
     return best
 
 
-def dynamic_preprocess(
-    image: Image.Image, min_num: int = 1, max_num: int = 12, image_size: int = 448, use_thumbnail: bool = True
-) -> List[Image.Image]:
-    columns, rows = closest_grid(*image.size, target_ratios(min_num, max_num), image_size)
-    resized = image.resize((columns * image_size, rows * image_size), Image.BICUBIC)
-    tiles = [
-        resized.crop((c * image_size, r * image_size, (c + 1) * image_size, (r + 1) * image_size))
-        for r in range(rows)
-        for c in range(columns)
-    ]
-    if use_thumbnail and len(tiles) != 1:
+@dataclass(frozen=True)
+class TilePlan:
+    width: int
+    height: int
+    grid: Tuple[int, int]  # (columns, rows)
+    image_size: int
+    thumbnail: bool
+    tokens_per_tile: int
+
+    @property
+    def tiles(self) -> int:
+        """Tiles the vision encoder sees, the thumbnail included."""
+        return self.grid[0] * self.grid[1] + int(self.thumbnail)
+
+    @property
+    def image_tokens(self) -> int:
+        return self.tiles * self.tokens_per_tile
+
+    @property
+    def resized(self) -> Tuple[int, int]:
+        return self.grid[0] * self.image_size, self.grid[1] * self.image_size
+
+
+def plan_tiles(width: int, height: int, min_num: int = 1, max_num: int = 12, image_size: int = 448,
+               use_thumbnail: bool = True, tokens_per_tile: int = 256) -> TilePlan:
+    if width < 1 or height < 1:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    grid = closest_grid(width, height, target_ratios(min_num, max_num), image_size)
+    thumbnail = use_thumbnail and grid[0] * grid[1] != 1
+    return TilePlan(width, height, grid, image_size, thumbnail, tokens_per_tile)
+
+
+def token_budget(width: int, height: int, max_num: int = 12, context_length: int = 8192, **kwargs) -> dict:
+    """What one image costs: grid, tiles, image tokens and their share of the context window."""
+    plan = plan_tiles(width, height, max_num=max_num, **kwargs)
+    return {
+        "grid (columns x rows)": f"{plan.grid[0]} x {plan.grid[1]}",
+        "tiles": plan.tiles,
+        "thumbnail": plan.thumbnail,
+        "image tokens": plan.image_tokens,
+        "share of context": plan.image_tokens / context_length,
+    }
+
+
+def lmdeploy_max_tiles(checkpoint_max: int, max_dynamic_patch: Optional[int] = None, detail: Optional[str] = None) -> int:
+    """The max_num LMDeploy 0.18 uses for one image, from its per-image settings."""
+    if isinstance(max_dynamic_patch, int):
+        return max_dynamic_patch
+    return LMDEPLOY_DETAIL_TILES.get(detail, checkpoint_max)
+
+
+# ---- opening images safely -----------------------------------------------------------------------
+def _to_rgb(image: Image.Image, name: str) -> Image.Image:
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")  # transparent parts become white, not black
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    if image.mode.startswith("I"):  # 16/32-bit greyscale: scale 0..65535 to 0..255 (convert() would clip)
+        values = np.asarray(image, dtype=np.float64)
+        return Image.fromarray(np.clip(values / 257.0 + 0.5, 0, 255).astype(np.uint8), "L").convert("RGB")
+    if image.mode == "F":  # floating point: stretch the value range
+        values = np.asarray(image, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) / (high - low) * 255.0 if high > low else np.zeros_like(values)
+        return Image.fromarray(scaled.round().astype(np.uint8), "L").convert("RGB")
+    try:
+        return image.convert("RGB")
+    except (ValueError, OSError) as error:
+        raise ImageLoadError(f"{name}: PIL cannot convert mode {image.mode!r} to RGB ({error}); save it as RGB") from error
+
+
+def open_rgb(source: Union[str, Path, Image.Image], max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """A file path or PIL image -> an upright RGB image, or an ImageLoadError naming the file.
+
+    Applies the EXIF orientation (phone photos), flattens transparency onto white, rescales 16-bit
+    greyscale, takes the first frame of animations, and refuses images over max_pixels before decoding.
+    """
+    if isinstance(source, Image.Image):
+        image, name = source, "the image"
+    else:
+        path = Path(source)
+        name = str(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"image {path} does not exist")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(path)
+        except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError) as error:
+            raise ImageLoadError(f"{name} is not a readable image ({error}); use a JPEG, PNG or WebP file") from error
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageLoadError(
+            f"{name} is {width}x{height} = {width * height / 1e6:.0f} M pixels, over the {max_pixels / 1e6:.0f} M limit "
+            "(a decompression bomb or a huge scan); downscale it first"
+        )
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt data
+        raise ImageLoadError(f"{name} could not be decoded ({error}); the file may be truncated or corrupt") from error
+    return _to_rgb(image, name)
+
+
+# ---- image -> tiles -> pixel values --------------------------------------------------------------
+def dynamic_preprocess(image: Image.Image, min_num: int = 1, max_num: int = 12, image_size: int = 448,
+                       use_thumbnail: bool = True) -> List[Image.Image]:
+    """The tiles as PIL images (row by row, thumbnail last), for looking at them."""
+    plan = plan_tiles(*image.size, min_num, max_num, image_size, use_thumbnail)
+    resized = image.resize(plan.resized, Image.BICUBIC)
+    columns, rows = plan.grid
+    tiles = [resized.crop((c * image_size, r * image_size, (c + 1) * image_size, (r + 1) * image_size))
+             for r in range(rows) for c in range(columns)]
+    if plan.thumbnail:
         tiles.append(image.resize((image_size, image_size), Image.BICUBIC))
     return tiles
 
 
+_MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+_STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+
+
+def _normalise_into(out: torch.Tensor, channels_first_uint8: torch.Tensor) -> torch.Tensor:
+    """out[...] = (x / 255 - mean) / std in float32: the same operations, in the same order, as torchvision's
+    ToTensor + Normalize, so the values are bit-identical."""
+    out.copy_(channels_first_uint8)
+    return out.div_(255).sub_(_MEAN).div_(_STD)
+
+
+def _uint8(image: Image.Image) -> torch.Tensor:
+    array = np.asarray(image)
+    if not array.flags.writeable:  # arrays viewing a PIL image are read-only; torch wants to own its memory
+        array = array.copy()
+    return torch.from_numpy(array)
+
+
 def to_tensor(tiles: Sequence[Image.Image]) -> torch.Tensor:
-    """RGB tiles -> (tiles, 3, H, W) float tensor normalised with ImageNet mean and std."""
-    array = np.stack([np.asarray(tile.convert("RGB"), dtype=np.float32) for tile in tiles]) / 255.0
-    array = (array - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(0, 3, 1, 2)))
+    """RGB tiles (PIL) -> (tiles, 3, H, W) normalised float tensor."""
+    stacked = torch.stack([_uint8(tile.convert("RGB")) for tile in tiles]).permute(0, 3, 1, 2)
+    return _normalise_into(torch.empty(stacked.shape, dtype=torch.float32), stacked)
 
 
-def open_rgb(source: Union[str, Path, Image.Image]) -> Image.Image:
-    if isinstance(source, Image.Image):
-        image = source
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"image {path} does not exist")
-        try:
-            image = Image.open(path)
-            image.load()
-        except Exception as error:  # PIL raises several types for unreadable files
-            raise ValueError(f"image {path} could not be decoded ({error}); use a JPEG, PNG or WebP file") from error
-    if image.mode in ("RGBA", "LA", "P"):  # transparent parts become white, not black
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    return image.convert("RGB")
+def image_to_pixel_values(image: Image.Image, min_num: int = 1, max_num: int = 12, image_size: int = 448,
+                          use_thumbnail: bool = True) -> torch.Tensor:
+    """An RGB image -> (tiles, 3, image_size, image_size): resize once, cut the tiles as views of one array,
+    and convert each byte once (transposing while still uint8 is 4x less memory traffic than float32)."""
+    plan = plan_tiles(*image.size, min_num, max_num, image_size, use_thumbnail)
+    columns, rows = plan.grid
+    size = image_size
+    out = torch.empty(plan.tiles, 3, size, size, dtype=torch.float32)
+    grid = _uint8(image.resize(plan.resized, Image.BICUBIC)).view(rows, size, columns, size, 3)
+    tiles = grid.permute(0, 2, 4, 1, 3).reshape(rows * columns, 3, size, size)  # row by row, channels first
+    _normalise_into(out[: rows * columns], tiles)
+    if plan.thumbnail:
+        thumbnail = _uint8(image.resize((size, size), Image.BICUBIC)).permute(2, 0, 1)
+        _normalise_into(out[-1], thumbnail)
+    return out
 
 
 def load_image(source, max_num: int = 12, min_num: int = 1, image_size: int = 448, use_thumbnail: bool = True):
     """An image file or PIL image -> pixel_values (tiles, 3, image_size, image_size) for chat()."""
-    tiles = dynamic_preprocess(open_rgb(source), min_num, max_num, image_size, use_thumbnail)
-    return to_tensor(tiles)
+    return image_to_pixel_values(open_rgb(source), min_num, max_num, image_size, use_thumbnail)
 
 
 def tiling_settings(model_config) -> dict:
@@ -89,3 +223,28 @@ def tiling_settings(model_config) -> dict:
         image_size=model_config.force_image_size or model_config.vision_config.image_size,
         use_thumbnail=model_config.use_thumbnail,
     )
+
+
+def draw_tile_grid(image: Image.Image, max_num: int = 12, image_size: int = 448, use_thumbnail: bool = True,
+                   context_length: int = 8192):
+    """The image resized to its grid with the tile borders drawn, the thumbnail beside it, and the cost."""
+    import matplotlib.pyplot as plt
+
+    plan = plan_tiles(*image.size, max_num=max_num, image_size=image_size, use_thumbnail=use_thumbnail)
+    columns, rows = plan.grid
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4), gridspec_kw={"width_ratios": [3, 1]})
+    axes[0].imshow(image.resize(plan.resized, Image.BICUBIC))
+    for c in range(1, columns):
+        axes[0].axvline(c * image_size, color="red", lw=2)
+    for r in range(1, rows):
+        axes[0].axhline(r * image_size, color="red", lw=2)
+    axes[0].set_title(f"{image.size[0]}x{image.size[1]} -> grid {columns}x{rows} of {image_size}-px tiles", fontsize=10)
+    axes[1].imshow(image.resize((image_size, image_size), Image.BICUBIC))
+    axes[1].set_title("thumbnail" if plan.thumbnail else "(no thumbnail: one tile)", fontsize=10)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{plan.tiles} tiles = {plan.image_tokens} image tokens = "
+                 f"{plan.image_tokens / context_length:.0%} of an {context_length}-token context")
+    fig.tight_layout()
+    return fig
