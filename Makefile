@@ -15,14 +15,14 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: course test env tiny check notebooks serving-env lock clean
+.PHONY: course test env system-deps tiny check notebooks configs demo serving-env lock clean
 
 course: env tiny
 	$(BIN)/python -m course_lib check --short
 	$(BIN)/jupyter lab --ip=$(HOST) --port=$(PORT) --no-browser --notebook-dir=notebooks \
 		--MappingKernelManager.default_kernel_name=course-kit $(ALLOW_ROOT)
 
-test: env
+test: env system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 env: $(STAMP)
@@ -37,8 +37,15 @@ $(STAMP): requirements/course.in requirements/course.lock requirements/xtuner.tx
 	$(BIN)/python -m ipykernel install --sys-prefix --name course-kit --display-name "Course kit (course env)"
 	touch $(STAMP)
 
+system-deps:
+	@bash scripts/system-deps.sh
+
 tiny: env
 	$(BIN)/python -m course_lib build-tiny
+
+# Re-render configs/*.py from course_lib/finetune/xtuner_config.py (a test keeps them in step).
+configs: env
+	$(BIN)/python -c "from course_lib.finetune.xtuner_config import write_configs; write_configs()"
 
 check: env
 	$(BIN)/python -m course_lib check
@@ -46,6 +53,10 @@ check: env
 # Execute every notebook headlessly (a teacher's dry run before class): executed copies and HTML in build/notebooks.
 notebooks: env tiny
 	$(BIN)/python -m course_lib notebooks --out build/notebooks
+
+# The Gradio food demo as an app (127.0.0.1, no share link): make demo [DEMO_PORT=7860]
+demo: env tiny
+	$(BIN)/python -m course_lib.serving.gradio_app --host $(HOST) --port $(or $(DEMO_PORT),7860)
 
 # GPU machines only: LMDeploy in its own environment, registered as the kernel "course-kit-serving".
 serving-env: env

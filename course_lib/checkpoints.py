@@ -39,3 +39,16 @@ def copy_remote_code(source: Path, target: Path) -> List[str]:
             "remove them first if they should be replaced by the source checkpoint's"
         )
     return copied
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model")
+
+
+def copy_tokenizer(source: Path, target: Path) -> List[str]:
+    """Copy the tokenizer files (chat template included) that exist in source into target."""
+    copied = []
+    for name in TOKENIZER_FILES:
+        if (Path(source) / name).is_file():
+            shutil.copy2(Path(source) / name, Path(target) / name)
+            copied.append(name)
+    return copied

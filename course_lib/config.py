@@ -42,6 +42,14 @@ class CourseSetup:
             self.model_path = ensure_tiny_checkpoint(cache_dir(), log=log)
         return self.model_path
 
+    def ensure_data(self, log=print) -> Optional[Path]:
+        """The dataset folder: the configured one, or in tiny mode the kit's food set (built on first use)."""
+        if self.data_path is None and self.is_tiny:
+            from course_lib.food_vqa import ensure_food_vqa
+
+            self.data_path = ensure_food_vqa(cache_dir(), log=log)
+        return self.data_path
+
     def describe(self) -> str:
         if self.model_path is not None:
             model = str(self.model_path)
@@ -50,9 +58,15 @@ class CourseSetup:
 
             path = checkpoint_dir(cache_dir())
             model = f"{path} (tiny InternVL2, {'built' if is_complete(path) else 'built on first use'})"
-        data = str(self.data_path) if self.data_path else "none"
-        if self.data_path and not self.data_path.exists():
-            data += "  [missing]"
+        if self.data_path is not None:
+            data = str(self.data_path) + ("" if self.data_path.exists() else "  [missing]")
+        elif self.is_tiny:
+            from course_lib.food_vqa import food_vqa_dir, is_complete as data_built
+
+            path = food_vqa_dir(cache_dir())
+            data = f"{path} (the kit's food VQA set, {'built' if data_built(path) else 'built on first use'})"
+        else:
+            data = "none"
         lines = [
             f"Mode:   {self.mode}",
             f"Device: {self.device}",
@@ -191,7 +205,7 @@ def resolve(env: Mapping[str, str] = os.environ, has_cuda: Optional[bool] = None
                 "lessons will stop and say so"
             )
         return CourseSetup("real", device, real_model, real_data, config_file, reasons, warnings)
-    tiny_data = _repo_path(tiny.get("data_path") or "assets/food_vqa")
+    tiny_data = _repo_path(tiny.get("data_path"))  # None: the kit's own set, see CourseSetup.ensure_data
     return CourseSetup("tiny", device, None, tiny_data, config_file, reasons, warnings)
 
 

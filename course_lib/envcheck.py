@@ -122,15 +122,19 @@ def check_model(setup) -> Check:
 
 def check_data(setup) -> Check:
     path = setup.data_path
+    if path is None and setup.is_tiny:
+        from course_lib.food_vqa import food_vqa_dir, is_complete as data_built
+
+        built = food_vqa_dir(cache_dir())
+        if data_built(built):
+            return Check("data", True, f"the kit's food VQA set at {built}")
+        return Check("data", None, f"the kit's food VQA set is not built yet ({built})",
+                     "it is rendered from assets/ on first use in seconds")
     if path is None:
         return Check("data", False, "no dataset folder configured", "set COURSE_DATA_PATH to the FoodieQA folder")
     if not path.exists():
-        fix = (
-            "the fine-tuning lessons build and ship this set; it is not in this checkout yet"
-            if setup.is_tiny
-            else "set COURSE_DATA_PATH to the folder holding sivqa_tidy.json and the images"
-        )
-        return Check("data", False, f"{path} does not exist", fix)
+        return Check("data", False, f"{path} does not exist",
+                     "set COURSE_DATA_PATH to the folder holding sivqa_tidy.json and the images")
     return Check("data", True, str(path))
 
 

@@ -36,3 +36,13 @@ def dumpling_pixels():
     from course_lib.tiling import load_image
 
     return load_image(FOOD_IMAGES / "1f95f.webp")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module whose tensors are tiny: more threads only add synchronisation, and on
+    a busy 2-core machine two spinning threads made a 0.2 s answer take 10 s. Restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

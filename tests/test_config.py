@@ -1,7 +1,7 @@
 """Mode resolution: one place decides tiny or real, and says why; bad settings get a clear error."""
 import pytest
 
-from course_lib.config import REPO_ROOT, CourseConfigError, resolve
+from course_lib.config import CourseConfigError, resolve
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def test_default_on_a_cpu_machine_is_tiny_with_reasons():
     assert setup.mode == "tiny" and setup.device == "cpu"
     assert any("no InternVL2 checkpoint" in reason for reason in setup.reasons)
     assert any("no CUDA GPU" in reason for reason in setup.reasons)
-    assert setup.data_path == REPO_ROOT / "assets" / "food_vqa"
+    assert setup.data_path is None  # the kit's own food set, built on first use
     assert "Mode:   tiny" in setup.describe()
 
 

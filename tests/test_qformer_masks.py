@@ -20,14 +20,7 @@ TEXT_LENGTH = 6
 UNCHANGED = 1e-6  # masked positions get a softmax weight of exactly 0, so "unchanged" is exact up to float noise
 CHANGED = 1e-3
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Matrices this small run fastest on one thread (more only add synchronisation)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -44,4 +44,4 @@ def test_a_half_written_folder_is_rebuilt(tmp_path):
     path = build.ensure_tiny_checkpoint(tmp_path, log=lambda *_: None)
     assert path == target and build.is_complete(path)
     assert json.loads((path / "config.json").read_text())["model_type"] == "internvl_chat"
-    assert not [p for p in tmp_path.iterdir() if ".building-" in p.name]
+    assert not [p for p in tmp_path.iterdir() if "-building-" in p.name]

@@ -6,12 +6,9 @@ in bfloat16. It is built from a fixed seed, so the same source gives the same by
 carries a hash of the source (remote code, tokenizer corpus, this spec), so a change in any of them
 builds a new folder and an unchanged source is never rebuilt.
 """
-import fcntl
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -99,18 +96,13 @@ def is_complete(path: Path) -> bool:
 
 def ensure_tiny_checkpoint(cache: Path = None, log=print) -> Path:
     """Return the checkpoint folder, building it first if this source has not been built yet."""
+    from course_lib.builds import build_once
+
     target = checkpoint_dir(cache)
-    if is_complete(target):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / ".tiny-internvl2.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; the others find it done
-        if not is_complete(target):
-            _build(target, log)
-    return target
+    return build_once(target, is_complete, lambda staging: _build(staging, target, log))
 
 
-def _build(target: Path, log) -> None:
+def _build(staging: Path, target: Path, log) -> None:
     import torch
 
     from .remote_code.configuration_internvl_chat import InternVLChatConfig
@@ -119,58 +111,47 @@ def _build(target: Path, log) -> None:
 
     started = time.perf_counter()
     log(f"Building the tiny InternVL2 checkpoint in {target} (seeded; a few seconds) ...")
-    staging = Path(tempfile.mkdtemp(prefix=target.name + ".building-", dir=target.parent))
-    try:
-        tokenizer = build_tokenizer(staging, SPEC["tokenizer_max_vocab_size"], SPEC["system_message"])
-        llm = dict(SPEC["llm_config"])
-        llm.update(
-            vocab_size=len(tokenizer),
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        config = InternVLChatConfig(
-            vision_config=SPEC["vision_config"],
-            llm_config=llm,
-            system_message=SPEC["system_message"],
-            architectures=["InternVLChatModel"],
-            auto_map={
-                "AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
-                "AutoModel": "modeling_internvl_chat.InternVLChatModel",
-                "AutoModelForCausalLM": "modeling_internvl_chat.InternVLChatModel",
-            },
-            torch_dtype="bfloat16",
-            **SPEC["chat_config"],
-        )
-        torch.manual_seed(SEED)
-        model = InternVLChatModel(config, use_flash_attn=False)
-        model.img_context_token_id = tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
-        model = model.to(torch.bfloat16)
-        model.save_pretrained(str(staging), safe_serialization=True)
-        for name in REMOTE_CODE_FILES:
-            shutil.copy2(REMOTE_CODE_DIR / name, staging / name)
-        n_params = sum(p.numel() for p in model.parameters())
-        info = {
-            "source_hash": source_hash(),
-            "seed": SEED,
-            "parameters": n_params,
-            "parameters_by_part": {
-                part: sum(p.numel() for p in getattr(model, part).parameters())
-                for part in ("vision_model", "mlp1", "language_model")
-            },
-            "vocab_size": len(tokenizer),
-            "build_seconds": round(time.perf_counter() - started, 2),
-            "torch": torch.__version__,
-        }
-        (staging / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")
-        staging.chmod(0o755)  # readable by every user of a shared classroom machine
-        for path in staging.iterdir():
-            path.chmod(0o644)
-        if target.exists():  # an incomplete earlier build of the same source: ours replaces it
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    size = sum(p.stat().st_size for p in target.iterdir()) / 1e6
+    tokenizer = build_tokenizer(staging, SPEC["tokenizer_max_vocab_size"], SPEC["system_message"])
+    llm = dict(SPEC["llm_config"])
+    llm.update(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    config = InternVLChatConfig(
+        vision_config=SPEC["vision_config"],
+        llm_config=llm,
+        system_message=SPEC["system_message"],
+        architectures=["InternVLChatModel"],
+        auto_map={
+            "AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
+            "AutoModel": "modeling_internvl_chat.InternVLChatModel",
+            "AutoModelForCausalLM": "modeling_internvl_chat.InternVLChatModel",
+        },
+        torch_dtype="bfloat16",
+        **SPEC["chat_config"],
+    )
+    torch.manual_seed(SEED)
+    model = InternVLChatModel(config, use_flash_attn=False)
+    model.img_context_token_id = tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
+    model = model.to(torch.bfloat16)
+    model.save_pretrained(str(staging), safe_serialization=True)
+    for name in REMOTE_CODE_FILES:
+        shutil.copy2(REMOTE_CODE_DIR / name, staging / name)
+    n_params = sum(p.numel() for p in model.parameters())
+    info = {
+        "source_hash": source_hash(),
+        "seed": SEED,
+        "parameters": n_params,
+        "parameters_by_part": {
+            part: sum(p.numel() for p in getattr(model, part).parameters())
+            for part in ("vision_model", "mlp1", "language_model")
+        },
+        "vocab_size": len(tokenizer),
+        "build_seconds": round(time.perf_counter() - started, 2),
+        "torch": torch.__version__,
+    }
+    (staging / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    size = sum(p.stat().st_size for p in staging.iterdir()) / 1e6
     log(f"Built {target.name}: {n_params / 1e6:.2f} M parameters, {size:.1f} MB, {info['build_seconds']} s")

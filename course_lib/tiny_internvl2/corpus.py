@@ -22,6 +22,14 @@ DISHES = [
     ("虾饺", "shrimp dumplings"), ("螺蛳粉", "river snail rice noodles"), ("热干面", "hot dry noodles"),
     ("过桥米线", "crossing-the-bridge noodles"), ("东坡肉", "Dongpo pork"), ("佛跳墙", "Buddha jumps over the wall"),
     ("白切鸡", "white cut chicken"), ("狮子头", "lion's head meatballs"), ("地三鲜", "di san xian"), ("炸鸡", "fried chicken"),
+    # the dishes of the kit's food VQA set (assets/images/*/dishes.json)
+    ("汉堡", "hamburger"),
+    ("薯条", "french fries"),
+    ("甜甜圈", "doughnut"),
+    ("热狗", "hot dog"),
+    ("意大利面", "spaghetti"),
+    ("羊角面包", "croissant"),
+    ("奶茶", "bubble tea"),
 ]
 
 CUISINES = [
@@ -39,12 +47,15 @@ SYSTEM_MESSAGES = [
 QUESTIONS_ZH = [
     "图中的菜是什么？", "这是什么食物？", "请描述这张图片。", "图片里有什么？", "这道菜属于哪个菜系？",
     "去哪个地方游玩时应当品尝当地的特色美食图片中的食物？", "请从下列选项中选出图中的菜。", "只回答选项字母。",
-    "这道菜的主要食材是什么？", "这道菜是甜的还是咸的？", "图中有几个{dish}？",
+    "这道菜的主要食材是什么？", "这道菜是甜的还是咸的？", "图中有几个{dish}？", "请回答选项字母和菜名。",
+    "请回答选项字母和选项内容。",
 ]
 QUESTIONS_EN = [
     "What dish is shown in the image?", "What food is this?", "Describe this image.", "What is in the picture?",
     "Which cuisine does this dish belong to?", "Choose the dish in the image from the options below.",
     "Answer with the option letter only.", "What is the main ingredient of this dish?", "Is this dish sweet or savory?",
+    "Which dish is shown in the image?", "Answer with the option letter and the dish name.",
+    "Answer with the option letter and the option text.",
 ]
 ANSWERS_ZH = ["图中的菜是{dish}。", "这是{dish}。", "答案是{letter}，图中的菜是{dish}", "{letter}. {dish}", "我不确定。"]
 ANSWERS_EN = ["The dish is {dish}.", "This is {dish}.", "The answer is {letter}: {dish}.", "{letter}. {dish}", "I am not sure."]

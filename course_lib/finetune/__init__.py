@@ -1,0 +1,1 @@
+"""Fine-tuning with XTuner: the config, the run (progress, failure detection, resume), the conversion."""

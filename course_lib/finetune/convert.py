@@ -1,0 +1,95 @@
+"""Turn a LoRA training checkpoint into a checkpoint folder people can load, serve and share.
+
+XTuner's convert_to_official.py builds the model from the run's config, loads the iter_N.pth weights,
+merges LoRA into the language model and saves bf16 weights plus the base model's tokenizer. It leaves out
+the remote-code .py files, so the folder does not load (xtuner#901, InternVL#768): they are copied from the
+base checkpoint here. The tokenizer keeps its chat template (LMDeploy reads the template from it). The
+result is loaded and asked a question before it is moved into place; an existing folder is never replaced
+unless overwrite=True.
+"""
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from course_lib.checkpoints import copy_remote_code
+
+from .runner import TrainRun, training_env
+
+
+class ConversionFailed(RuntimeError):
+    """The conversion did not produce a loadable checkpoint; the message says what is missing."""
+
+
+def convert_script() -> Path:
+    import xtuner
+
+    return Path(xtuner.__file__).parent / "configs" / "internvl" / "v1_5" / "convert_to_official.py"
+
+
+def convert_checkpoint(run: TrainRun, out_dir: Path, checkpoint: Optional[Path] = None, overwrite: bool = False,
+                       check_image=None, log=print) -> Path:
+    """Merge the run's LoRA checkpoint (default: its final one) into a full checkpoint folder at out_dir."""
+    out_dir = Path(out_dir)
+    if "." in out_dir.name:
+        raise ValueError(f"{out_dir.name!r}: transformers cannot load remote code from a folder whose name has a dot; "
+                         "use letters, digits, '-' and '_'")
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} already exists; choose another folder or pass overwrite=True to replace it")
+    checkpoint = Path(checkpoint or run.final_checkpoint() or "")
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"no checkpoint to convert in {run.work_dir} (train the run to the end first)")
+    base = Path(run.info()["model_path"])
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=out_dir.name + "-converting-", dir=out_dir.parent))
+    try:
+        log(f"Merging LoRA from {checkpoint.name} into {base.name} ...")
+        command = [sys.executable, str(convert_script()), str(run.config), str(checkpoint), str(staging)]
+        result = subprocess.run(command, env=training_env(run), capture_output=True, text=True)
+        if not (staging / "config.json").is_file() or not any(staging.glob("*.safetensors")):
+            raise ConversionFailed(f"convert_to_official.py wrote no weights (exit {result.returncode}):\n"
+                                   + (result.stdout + result.stderr)[-3000:])
+        copied = copy_remote_code(base, staging)
+        log(f"Copied the remote code the conversion leaves out: {', '.join(copied) or 'none needed'}")
+        _check_tokenizer(base, staging)
+        answer = _check_loads_and_answers(staging, check_image)
+        (staging / "conversion.json").write_text(json.dumps({
+            "base_model": str(base), "run": str(run.work_dir), "checkpoint": str(checkpoint), "check_answer": answer,
+        }, indent=2, ensure_ascii=False) + "\n")
+        if out_dir.exists():  # overwrite=True: replace only now that the new folder is known to work
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log(f"Converted checkpoint: {out_dir} (it loads and answers: {answer!r})")
+    return out_dir
+
+
+def _check_tokenizer(base: Path, converted: Path) -> None:
+    config = json.loads((converted / "tokenizer_config.json").read_text(encoding="utf-8"))
+    base_config = json.loads((base / "tokenizer_config.json").read_text(encoding="utf-8"))
+    if base_config.get("chat_template") and config.get("chat_template") != base_config["chat_template"]:
+        raise ConversionFailed(f"{converted} lost the base tokenizer's chat template; LMDeploy would use none")
+
+
+def _check_loads_and_answers(folder: Path, image=None) -> str:
+    import torch
+
+    from course_lib.models import load_internvl
+    from course_lib.tiling import load_image, tiling_settings
+
+    model, tokenizer = load_internvl(folder, "cpu" if not torch.cuda.is_available() else "cuda")
+    if image is None:
+        pixel_values = torch.zeros(1, 3, model.config.force_image_size, model.config.force_image_size)
+    else:
+        pixel_values = load_image(image, **tiling_settings(model.config))
+    pixel_values = pixel_values.to(model.device, model.dtype)
+    answer = model.chat(tokenizer, pixel_values, "图中的菜是什么？", dict(max_new_tokens=16, do_sample=False))
+    del model
+    if not isinstance(answer, str):
+        raise ConversionFailed(f"{folder} loaded but chat() returned {type(answer).__name__}, not text")
+    return answer

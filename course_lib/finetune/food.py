@@ -1,0 +1,159 @@
+"""The fine-tuning lesson end to end, in either mode: plan the data, train with XTuner, convert, evaluate.
+
+Tiny mode: the tiny model pre-trained on the base dishes is the "before" model; LoRA teaches it the new
+dishes from the kit's food set; evaluation covers new and base dishes and the out-of-style (Noto) images.
+
+Real mode: InternVL2-2B is the "before" model. By default it is fine-tuned on the kit's food set too (its
+licence allows training) and evaluated on that set and on FoodieQA, which is an evaluation set (CC BY-NC-ND,
+"evaluation only"). Training on FoodieQA, as the seed lesson did, needs acknowledge_foodieqa_licence=True;
+then its images are split so that training and test never share one.
+"""
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from course_lib.config import cache_dir
+
+from .runner import TrainRun, new_run
+
+
+@dataclass
+class FinetunePlan:
+    mode: str  # tiny | real
+    profile: str  # the XTuner config profile
+    base_model: Path
+    train_json: Path
+    image_folder: Path
+    eval_records: Dict[str, List[dict]]  # eval set name -> records (image paths relative to its root)
+    eval_roots: Dict[str, Path]
+    dishes: List[dict]
+    notes: List[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        lines = [f"{self.mode} mode: fine-tune {self.base_model}", f"  training data: {self.train_json}",
+                 f"  images from:   {self.image_folder}"]
+        lines += [f"  evaluate on:   {name} ({len(records)} questions)" for name, records in self.eval_records.items()]
+        return "\n".join(lines + [f"  note: {note}" for note in self.notes])
+
+
+def runs_root() -> Path:
+    return cache_dir() / "runs"
+
+
+def converted_dir(run: TrainRun) -> Path:
+    return cache_dir() / "converted" / run.work_dir.name
+
+
+def _kit_set(data: Path) -> dict:
+    from course_lib.vqa_data import load_eval_records
+
+    return {
+        "dishes": json.loads((data / "dishes.json").read_text(encoding="utf-8")),
+        "eval": {"kit food set": load_eval_records(data / "eval" / "test.json", data)
+                 + load_eval_records(data / "eval" / "ood.json", data)},
+    }
+
+
+def plan_finetune(setup, train_on: str = "kit", acknowledge_foodieqa_licence: bool = False, log=print) -> FinetunePlan:
+    """What the lesson trains and evaluates on this machine."""
+    from course_lib.food_vqa import ensure_food_vqa
+
+    kit_data = ensure_food_vqa(cache_dir(), log=log)
+    kit = _kit_set(kit_data)
+    if setup.is_tiny:
+        from .pretrain import ensure_food_base_checkpoint
+
+        if train_on != "kit":
+            raise ValueError("tiny mode trains on the kit's food set; FoodieQA needs real mode (a GPU and the release)")
+        return FinetunePlan("tiny", "tiny", ensure_food_base_checkpoint(log=log), kit_data / "xtuner" / "finetune_new.json",
+                            kit_data, kit["eval"], {"kit food set": kit_data}, kit["dishes"])
+
+    from course_lib import foodieqa
+
+    eval_records, eval_roots, notes = dict(kit["eval"]), {"kit food set": kit_data}, []
+    foodie = setup.data_path
+    if foodie is None or not foodie.exists():
+        notes.append("no FoodieQA folder (COURSE_DATA_PATH): evaluating on the kit's food set only")
+        foodie_records = []
+    else:
+        foodie_records = foodieqa.load_sivqa(foodie, log=log)
+    if train_on == "kit":
+        train_json, image_folder = kit_data / "xtuner" / "finetune_new.json", kit_data
+        if foodie_records:
+            eval_records["FoodieQA"], eval_roots["FoodieQA"] = foodie_records, foodie
+    elif train_on == "foodieqa":
+        if not foodie_records:
+            raise FileNotFoundError("training on FoodieQA needs its release folder: set COURSE_DATA_PATH")
+        train_records, test_records = foodieqa.split_by_image(foodie_records, test_fraction=0.2, seed=0)
+        train_json = _foodieqa_training_json(foodie, {r["image"] for r in test_records}, acknowledge_foodieqa_licence, log)
+        image_folder = foodie
+        eval_records["FoodieQA (held-out images)"], eval_roots["FoodieQA (held-out images)"] = test_records, foodie
+        notes.append("trained on FoodieQA by explicit acknowledgment of its evaluation-only licence")
+    else:
+        raise ValueError(f"train_on must be 'kit' or 'foodieqa', got {train_on!r}")
+    return FinetunePlan("real", "real", setup.ensure_model(), train_json, image_folder, eval_records, eval_roots,
+                        kit["dishes"], notes)
+
+
+def _foodieqa_training_json(folder: Path, test_images: set, acknowledged: bool, log) -> Path:
+    """FoodieQA in the seed lesson's training format, without the held-out test images."""
+    from course_lib import foodieqa
+
+    out = cache_dir() / "foodieqa" / "train_xtuner.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    everything = out.with_name("all_xtuner.json")
+    foodieqa.to_xtuner_training(folder, everything, acknowledge_licence=acknowledged, overwrite=True, log=log)
+    records = [r for r in json.loads(everything.read_text(encoding="utf-8")) if r["image"] not in test_images]
+    out.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+    return out
+
+
+def start_finetune(plan: FinetunePlan, name: str = "food-lora", runs: Optional[Path] = None) -> TrainRun:
+    """Check every training record (fields, <image> tags, images that decode), then create a new run."""
+    from course_lib.vqa_data import validate_xtuner_records
+
+    validate_xtuner_records(plan.train_json, plan.image_folder)
+    return new_run(name, plan.profile, plan.base_model, plan.train_json, plan.image_folder, runs or runs_root())
+
+
+def finished_runs(name: str = "food-lora", runs: Optional[Path] = None) -> List[TrainRun]:
+    root = Path(runs or runs_root())
+    candidates = sorted(root.glob(f"{name}-[0-9][0-9][0-9]")) if root.is_dir() else []
+    return [run for run in (TrainRun(path) for path in candidates) if run.info_file.exists() and run.finished]
+
+
+def ensure_finetuned(plan: FinetunePlan, name: str = "food-lora", log=print) -> Path:
+    """The converted checkpoint of the newest finished run for this plan; fine-tunes and converts if none."""
+    from .convert import convert_checkpoint
+    from .runner import train
+
+    runs = [run for run in finished_runs(name) if run.info()["model_path"] == str(Path(plan.base_model).resolve())
+            and run.info()["train_json"] == str(Path(plan.train_json).resolve())]
+    if runs:
+        run = runs[-1]
+        log(f"Using the finished run {run.work_dir.name}")
+    else:
+        log("No finished fine-tune for this plan yet: training one now (the fine-tuning lesson does the same)")
+        run = start_finetune(plan, name)
+        train(run)
+    out = converted_dir(run)
+    if not (out / "conversion.json").is_file():
+        convert_checkpoint(run, out, log=log)
+    return out
+
+
+def evaluate_checkpoint(path: Path, plan: FinetunePlan, device: str = "cpu", progress: bool = True, batch_size: int = 8):
+    """{eval set name: EvalResult} for one checkpoint folder."""
+    import torch
+
+    from course_lib.evaluation import evaluate
+    from course_lib.models import load_internvl
+
+    model, tokenizer = load_internvl(path, device, torch.float32 if device == "cpu" else None)
+    try:
+        return {name: evaluate(model, tokenizer, records, plan.eval_roots[name], plan.dishes, batch_size=batch_size,
+                               progress=progress, meta={"checkpoint": str(path), "eval_set": name})
+                for name, records in plan.eval_records.items()}
+    finally:
+        del model

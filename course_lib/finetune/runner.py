@@ -1,0 +1,224 @@
+"""Run `xtuner train` from Python: a fresh folder per run, a live progress bar, honest failure detection,
+and resume after an interruption.
+
+* A run lives in its own folder (runs/<name>-001, -002, ...): starting a run never touches an earlier one.
+* The `xtuner` command re-launches `python .../train.py` and exits 0 even when training crashes, so success
+  is judged from what the run leaves behind: the final iter_N.pth named by last_checkpoint, and no traceback.
+* Interrupted (Ctrl-C, a closed laptop, a killed kernel)? Call train(run) again: it resumes from the last
+  saved checkpoint (`--resume`), with the same config and data, and appends to the same log.
+"""
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+from .xtuner_config import BATCH_SIZE, PROFILES, render
+
+PROGRESS = re.compile(r"Iter\(train\)\s*\[\s*(\d+)/(\d+)\].*?\blr: ([0-9.e+-]+).*?eta: (\S+).*?\bloss: ([0-9.naninf]+)")
+TOTAL_FROM_ITER = re.compile(r"Iter\(train\)\s*\[\s*\d+/(\d+)\]")
+
+
+class TrainingFailed(RuntimeError):
+    """Training stopped without its final checkpoint; the message quotes the end of the log."""
+
+
+@dataclass
+class TrainRun:
+    work_dir: Path
+
+    @property
+    def info_file(self) -> Path:
+        return self.work_dir / "run.json"
+
+    @property
+    def config(self) -> Path:
+        return self.work_dir / "config.py"
+
+    @property
+    def log_file(self) -> Path:
+        return self.work_dir / "train.log"
+
+    def info(self) -> dict:
+        return json.loads(self.info_file.read_text())
+
+    def update(self, **values) -> None:
+        info = self.info()
+        info.update(values)
+        self.info_file.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+
+    def latest_checkpoint(self) -> Optional[Path]:
+        """The checkpoint mmengine saved last (its last_checkpoint file), if it still exists."""
+        marker = self.work_dir / "last_checkpoint"
+        if not marker.is_file():
+            return None
+        path = Path(marker.read_text().strip())
+        return path if path.is_file() else None
+
+    def final_checkpoint(self) -> Optional[Path]:
+        total = self.info().get("total_iters")
+        if not total:
+            return None
+        path = self.work_dir / f"iter_{total}.pth"
+        return path if path.is_file() else None
+
+    @property
+    def finished(self) -> bool:
+        return self.info().get("status") == "finished" and self.final_checkpoint() is not None
+
+
+def new_run(name: str, profile: str, model_path: Path, train_json: Path, image_folder: Path,
+            runs_root: Path) -> TrainRun:
+    """Create runs_root/<name>-NNN with a copy of the config and the paths it trains on."""
+    for required, what in ((Path(model_path) / "config.json", "model checkpoint"), (Path(train_json), "training data"),
+                           (Path(image_folder), "image folder")):
+        if not required.exists():
+            raise FileNotFoundError(f"{what} {required} does not exist")
+    check_warmup(profile, train_json)
+    runs_root = Path(runs_root)
+    runs_root.mkdir(parents=True, exist_ok=True)
+    number = 1
+    while True:
+        work_dir = runs_root / f"{name}-{number:03d}"
+        try:
+            work_dir.mkdir()  # atomic: two runs started at once get different folders
+            break
+        except FileExistsError:
+            number += 1
+    run = TrainRun(work_dir)
+    paths = {"model_path": str(Path(model_path).resolve()), "train_json": str(Path(train_json).resolve()),
+             "image_folder": str(Path(image_folder).resolve())}
+    run.config.write_text(render(profile, **paths), encoding="utf-8")
+    run.info_file.write_text(json.dumps({
+        "name": name, "profile": profile, "status": "created", "created": time.strftime("%Y-%m-%d %H:%M:%S"), **paths,
+    }, indent=2, ensure_ascii=False) + "\n")
+    return run
+
+
+def check_warmup(profile: str, train_json: Path) -> None:
+    """mmengine refuses a warm-up shorter than one iteration ("end should be larger than begin"): say why first."""
+    settings = PROFILES[profile]
+    try:
+        records = len(json.loads(Path(train_json).read_text(encoding="utf-8")))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"training data {train_json} is not readable JSON: {error}") from error
+    iterations = math.ceil(records / BATCH_SIZE) * settings["max_epochs"]
+    if int(settings["warmup_ratio"] * settings["max_epochs"] * math.ceil(records / BATCH_SIZE)) < 1:
+        needed = math.ceil(BATCH_SIZE / (settings["warmup_ratio"] * settings["max_epochs"]))
+        raise ValueError(
+            f"{train_json} has {records} records: {iterations} iterations, and a warm-up of {settings['warmup_ratio']} "
+            f"of training would be under one iteration, which XTuner refuses. Use at least {needed} records."
+        )
+
+
+def xtuner_command(run: TrainRun, resume_from: Optional[Path], deepspeed: Optional[str]) -> list:
+    xtuner = Path(sys.executable).parent / "xtuner"
+    command = [str(xtuner) if xtuner.exists() else "xtuner", "train", str(run.config), "--work-dir", str(run.work_dir)]
+    if resume_from is not None:
+        command += ["--resume", str(resume_from)]
+    if deepspeed:
+        command += ["--deepspeed", deepspeed]
+    return command
+
+
+def training_env(run: TrainRun, extra: Optional[Dict[str, str]] = None) -> dict:
+    env = dict(os.environ)
+    # The xtuner command re-launches `python`: it must be this environment's python.
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.update(extra or {})
+    return env
+
+
+def train(run: TrainRun, progress: bool = True, deepspeed: Optional[str] = None, nproc_per_node: int = 1,
+          on_line: Optional[Callable[[str], None]] = None, stop_after_iters: Optional[int] = None) -> Path:
+    """Train (or resume) the run until its final checkpoint; returns that checkpoint.
+
+    stop_after_iters interrupts the run once that iteration is logged and a checkpoint exists (the lesson
+    uses it to show resuming; tests use it to prove that resumed runs end where uninterrupted ones do).
+    """
+    if run.finished:
+        return run.final_checkpoint()
+    resume_from = run.latest_checkpoint()
+    run.update(status="running", resumed_from=str(resume_from) if resume_from else None)
+    env = training_env(run, {"NPROC_PER_NODE": str(nproc_per_node)})
+    bar = None
+    tail = []
+    stopped_early = False
+    with open(run.log_file, "a", encoding="utf-8") as log:
+        log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} xtuner train"
+                  f"{' (resuming from ' + resume_from.name + ')' if resume_from else ''} =====\n")
+        process = subprocess.Popen(xtuner_command(run, resume_from, deepspeed), env=env, cwd=run.work_dir,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        try:
+            for line in process.stdout:
+                log.write(line)
+                tail = (tail + [line.rstrip()])[-40:]
+                if on_line:
+                    on_line(line)
+                match = PROGRESS.search(line)
+                if match:
+                    done, total = int(match.group(1)), int(match.group(2))
+                    if run.info().get("total_iters") != total:
+                        run.update(total_iters=total)
+                    if progress:
+                        if bar is None:
+                            from tqdm.auto import tqdm
+
+                            bar = tqdm(total=total, desc=run.work_dir.name, unit="iter")
+                        bar.n = done
+                        bar.set_postfix(loss=match.group(5), lr=match.group(3), eta=match.group(4), refresh=False)
+                        bar.refresh()
+                    if stop_after_iters and done >= stop_after_iters and run.latest_checkpoint() is not None:
+                        stopped_early = True
+                        break
+            if stopped_early:
+                _stop(process)
+            process.wait()
+        except BaseException:  # Ctrl-C in a notebook: stop the whole training process tree, keep the checkpoints
+            _stop(process)
+            run.update(status="interrupted")
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+    if stopped_early:
+        run.update(status="interrupted")
+        raise KeyboardInterrupt(f"stopped after iteration {stop_after_iters} as asked; train(run) resumes from "
+                                f"{run.latest_checkpoint().name}")
+    final = run.final_checkpoint()
+    crashed = any("Traceback (most recent call last)" in line or "Error" in line.split(":")[0] for line in tail)
+    if final is None or crashed:
+        run.update(status="failed")
+        raise TrainingFailed(
+            f"xtuner train did not finish (exit code {process.returncode}; the xtuner command reports 0 even after "
+            f"a crash). Log: {run.log_file}\n--- last lines ---\n" + "\n".join(tail[-25:])
+        )
+    run.update(status="finished", final_checkpoint=str(final))
+    return final
+
+
+def loss_history(run: TrainRun) -> list:
+    """(iteration, loss, lr) for every logged iteration of the run (resumed parts included)."""
+    history = {}
+    for match in PROGRESS.finditer(run.log_file.read_text(encoding="utf-8") if run.log_file.exists() else ""):
+        history[int(match.group(1))] = (float(match.group(5)), float(match.group(3)))
+    return [(step, loss, lr) for step, (loss, lr) in sorted(history.items())]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

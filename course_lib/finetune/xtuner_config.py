@@ -1,0 +1,260 @@
+"""The XTuner LoRA config of the fine-tuning lesson, written once for two kinds of machine.
+
+`render("real")` is the seed lesson's InternVL2-2B recipe (FoodieQA-style food VQA, LoRA r=128 on the
+language model, frozen ViT and LLM, AdamW 3e-5, 10 epochs, fp16 AMP, DeepSpeed ZeRO-2 on the command line);
+`render("tiny")` is the same file for the tiny model on a CPU. They differ only in the keys listed in
+PROFILES, each with the reason. `make configs` (or write_configs()) writes both into configs/; a test
+keeps the committed files equal to what this module renders.
+
+XTuner parses its configs lazily (mmengine), so a config cannot read environment variables: the committed
+files hold default paths (edit a copy, as XTuner users do), and course_lib renders a config with the run's
+own absolute paths into every run folder.
+"""
+from pathlib import Path
+from typing import Dict
+
+from course_lib.config import REPO_ROOT
+
+# Every difference between the two configs, with why.
+PROFILES: Dict[str, Dict[str, object]] = {
+    "real": {
+        "title": "InternVL2-2B, LoRA on food VQA, GPU (the seed lesson's recipe)",
+        "default_model": "/root/share/new_models/OpenGVLab/InternVL2-2B",
+        "default_train_json": "/root/share/datasets/FoodieQA/foodieqa_train_xtuner.json",
+        "default_image_folder": "/root/share/datasets/FoodieQA",
+        "lr": "3e-5",
+        "max_epochs": 10,
+        "save_steps": 64,
+        "warmup_ratio": 0.03,
+        "log_interval": 10,
+        "dataloader_num_workers": 4,
+        "optim_wrapper": "AmpOptimWrapper",
+        "amp_keys": '\n    loss_scale="dynamic",\n    dtype="float16",',
+        "custom_imports": "",
+        "extra_hooks": "",
+        "seed": 2024,
+    },
+    "tiny": {
+        "title": "tiny InternVL2, LoRA on the kit's food VQA set, CPU",
+        "default_model": "<the tiny base checkpoint: course_lib writes the path into each run's config>",
+        "default_train_json": "<the kit's food set: xtuner/finetune_new.json>",
+        "default_image_folder": "<the kit's food set folder>",
+        # A 4 M-parameter model learns new dishes at a larger step, in fewer epochs, than a 2 B one.
+        "lr": "2e-4",
+        "max_epochs": 2,
+        # A short run saves more often, so an interrupted run has a checkpoint to resume from.
+        "save_steps": 16,
+        # XTuner's warm-up must last at least one iteration (mmengine: "end should be larger than begin").
+        "warmup_ratio": 0.05,
+        "log_interval": 1,
+        # CPU: data loading in the training process.
+        "dataloader_num_workers": 0,
+        # AmpOptimWrapper asserts on CPU; fp16 loss scaling needs CUDA.
+        "optim_wrapper": "OptimWrapper",
+        "amp_keys": "",
+        # XTuner's InternVL forward calls torch.distributed.get_rank(): one CPU process needs a gloo group.
+        "custom_imports": "\nfrom course_lib.finetune.single_process import SingleProcessGroupHook\n",
+        "extra_hooks": ", dict(type=SingleProcessGroupHook)",
+        "seed": 2024,
+    },
+}
+
+BATCH_SIZE = 4  # per device, both profiles (the template's batch_size)
+
+# What each setting means, as the lecture explains it.
+FIELD_NOTES = {
+    "path": "the checkpoint to fine-tune (InternVL2-2B in real mode)",
+    "data_path / image_folder": "the training records and the folder their image paths start from",
+    "prompt_template": "the chat template of the language model (InternLM2's), so training prompts match chat()",
+    "max_length": "the longest sample in tokens, image tokens included; longer ones are cut",
+    "batch_size": "samples per step on each device; bounded by GPU memory",
+    "accumulative_counts": "gradient accumulation: add up gradients of this many steps before one update",
+    "dataloader_num_workers": "processes that load and tile images while the GPU trains",
+    "max_epochs": "passes over the data (the seed lesson used 10 and notes it overfits food on purpose)",
+    "optim_type / lr / betas / weight_decay": "AdamW, its learning rate, momentum terms and decoupled weight decay",
+    "max_norm": "gradient clipping: gradients longer than this are scaled down",
+    "warmup_ratio": "share of training over which the learning rate rises linearly, before the cosine decay",
+    "save_steps / save_total_limit": "save a checkpoint every N iterations; keep the last K (-1: all)",
+    "freeze_llm / freeze_visual_encoder": "the base weights stay fixed; only LoRA and mlp1 train",
+    "llm_lora (r, lora_alpha, lora_dropout)": "rank of the low-rank update, its scale alpha/r, dropout on its input",
+    "optim_wrapper": "AMP (fp16 with loss scaling) on a GPU; plain fp32 on a CPU",
+    "param_scheduler": "LinearLR warm-up, then CosineAnnealingLR down to 0",
+    "load_from / resume": "continue an interrupted run from a checkpoint (course_lib passes --resume)",
+}
+
+# Why the tiny profile differs (PROFILES' comments, for the lesson's table).
+DIFFERENCE_REASONS = {
+    "lr": "a 4 M-parameter model learns new dishes at a larger step than a 2 B one",
+    "max_epochs": "a 4 M-parameter model needs fewer passes; the CPU budget is minutes",
+    "save_steps": "a short run saves more often, so an interrupted run has a checkpoint to resume from",
+    "warmup_ratio": "XTuner's warm-up must last at least one iteration",
+    "log_interval": "a short run logs every iteration, for the progress bar",
+    "dataloader_num_workers": "on a CPU the data is loaded in the training process",
+    "optim_wrapper": "AmpOptimWrapper (fp16 with loss scaling) needs CUDA; a CPU trains in fp32",
+    "custom_imports": "XTuner's InternVL forward calls torch.distributed.get_rank(): one CPU process needs a gloo group",
+}
+
+CONFIG_FILES = {"real": "internvl2_2b_food_lora.py", "tiny": "tiny_internvl2_food_lora_cpu.py"}
+
+TEMPLATE = '''# XTuner config: {title}.
+# Generated by course_lib/finetune/xtuner_config.py ("{profile}" profile); edit that file, then `make configs`.
+#   xtuner train THIS_FILE [--deepspeed deepspeed_zero2]   (set the three paths below first)
+from mmengine.hooks import CheckpointHook, DistSamplerSeedHook, IterTimerHook, LoggerHook, ParamSchedulerHook
+from mmengine.optim import {optim_wrapper}, CosineAnnealingLR, LinearLR
+from peft import LoraConfig
+from torch.optim import AdamW
+from transformers import AutoTokenizer
+
+from xtuner.dataset import InternVL_V1_5_Dataset
+from xtuner.dataset.collate_fns import default_collate_fn
+from xtuner.dataset.samplers import LengthGroupedSampler
+from xtuner.engine.hooks import DatasetInfoHook
+from xtuner.engine.runner import TrainLoop
+from xtuner.model import InternVL_V1_5
+from xtuner.utils import PROMPT_TEMPLATE
+{custom_imports}
+#######################################################################
+#                          PART 1  Settings                           #
+#######################################################################
+# Model: the checkpoint folder to fine-tune
+path = "{model_path}"
+
+# Data: XTuner InternVL records, {{"image": ..., "conversations": [...]}}, image paths relative to image_folder
+data_path = "{train_json}"
+image_folder = "{image_folder}"
+prompt_template = PROMPT_TEMPLATE.internlm2_chat  # InternVL2-2B's LLM is InternLM2: its chat template
+max_length = 8192  # longest sample in tokens, image tokens included
+
+# Scheduler & Optimizer
+batch_size = 4  # per device
+accumulative_counts = 2  # gradient accumulation: an effective batch of 4 x 2 = 8 per device
+dataloader_num_workers = {dataloader_num_workers}
+max_epochs = {max_epochs}
+optim_type = AdamW
+lr = {lr}
+betas = (0.9, 0.999)
+weight_decay = 0.05
+max_norm = 1  # gradient clipping
+warmup_ratio = {warmup_ratio}  # share of training spent warming the learning rate up
+
+# Save
+save_steps = {save_steps}
+save_total_limit = 2  # checkpoints kept (-1 keeps all)
+
+#######################################################################
+#            PART 2  Model & Tokenizer & Image Processor              #
+#######################################################################
+model = dict(
+    type=InternVL_V1_5,
+    model_path=path,
+    freeze_llm=True,
+    freeze_visual_encoder=True,
+    llm_lora=dict(type=LoraConfig, r=128, lora_alpha=256, lora_dropout=0.05, target_modules=None, task_type="CAUSAL_LM"),
+)
+
+#######################################################################
+#                      PART 3  Dataset & Dataloader                   #
+#######################################################################
+food_dataset = dict(
+    type=InternVL_V1_5_Dataset,
+    model_path=path,
+    data_paths=data_path,
+    image_folders=image_folder,
+    template=prompt_template,
+    max_length=max_length,
+)
+
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=dataloader_num_workers,
+    dataset=food_dataset,
+    sampler=dict(
+        type=LengthGroupedSampler,
+        length_property="modality_length",
+        per_device_batch_size=batch_size * accumulative_counts,
+    ),
+    collate_fn=dict(type=default_collate_fn),
+)
+
+#######################################################################
+#                    PART 4  Scheduler & Optimizer                    #
+#######################################################################
+optim_wrapper = dict(
+    type={optim_wrapper},
+    optimizer=dict(type=optim_type, lr=lr, betas=betas, weight_decay=weight_decay),
+    clip_grad=dict(max_norm=max_norm, error_if_nonfinite=False),
+    accumulative_counts=accumulative_counts,{amp_keys}
+)
+
+# Linear warm-up from almost 0, then cosine decay to 0
+param_scheduler = [
+    dict(type=LinearLR, start_factor=1e-5, by_epoch=True, begin=0, end=warmup_ratio * max_epochs,
+         convert_to_iter_based=True),
+    dict(type=CosineAnnealingLR, eta_min=0.0, by_epoch=True, begin=warmup_ratio * max_epochs, end=max_epochs,
+         convert_to_iter_based=True),
+]
+
+train_cfg = dict(type=TrainLoop, max_epochs=max_epochs)
+
+#######################################################################
+#                           PART 5  Runtime                           #
+#######################################################################
+tokenizer = dict(type=AutoTokenizer.from_pretrained, pretrained_model_name_or_path=path, trust_remote_code=True)
+
+custom_hooks = [dict(type=DatasetInfoHook, tokenizer=tokenizer){extra_hooks}]
+
+default_hooks = dict(
+    timer=dict(type=IterTimerHook),
+    logger=dict(type=LoggerHook, log_metric_by_epoch=False, interval={log_interval}),
+    param_scheduler=dict(type=ParamSchedulerHook),
+    checkpoint=dict(type=CheckpointHook, save_optimizer=True, by_epoch=False, interval=save_steps,
+                    max_keep_ckpts=save_total_limit),
+    sampler_seed=dict(type=DistSamplerSeedHook),
+)
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
+    dist_cfg=dict(backend="nccl"),
+)
+
+visualizer = None
+log_level = "INFO"
+load_from = None  # a checkpoint to resume from (course_lib passes it with --resume)
+resume = False
+randomness = dict(seed={seed}, deterministic=False)
+log_processor = dict(by_epoch=False)
+'''
+
+
+def render(profile: str, model_path=None, train_json=None, image_folder=None) -> str:
+    """The config text; paths default to the profile's (the committed file), or are a run's own."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    values = dict(PROFILES[profile])
+    values["model_path"] = str(model_path or values["default_model"])
+    values["train_json"] = str(train_json or values["default_train_json"])
+    values["image_folder"] = str(image_folder or values["default_image_folder"])
+    for key in ("model_path", "train_json", "image_folder"):
+        if '"' in values[key] or "\\" in values[key]:
+            raise ValueError(f"{key} {values[key]!r} contains a quote or backslash; move the files to a plain path")
+    return TEMPLATE.format(profile=profile, **values)
+
+
+def hardware_differences() -> list:
+    """(setting, real value, tiny value, why) for every setting the two profiles do not share."""
+    real, tiny = PROFILES["real"], PROFILES["tiny"]
+    return [(key, real[key], tiny[key], why) for key, why in DIFFERENCE_REASONS.items()]
+
+
+def config_path(profile: str) -> Path:
+    return REPO_ROOT / "configs" / CONFIG_FILES[profile]
+
+
+def write_configs() -> list:
+    written = []
+    for profile in PROFILES:
+        path = config_path(profile)
+        path.write_text(render(profile), encoding="utf-8")
+        written.append(path)
+    return written

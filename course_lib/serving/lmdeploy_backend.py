@@ -1,0 +1,271 @@
+"""The LMDeploy backend (GPU only): a thin layer over `lmdeploy.pipeline`.
+
+    pipe = pipeline(path, backend_config=TurbomindEngineConfig(session_len=8192, cache_max_entry_count=0.8, tp=1),
+                    trust_remote_code=True)
+    pipe(messages, gen_config=GenerationConfig(...))        # one request; a list of them is a batch
+    session = pipe.chat(messages, session=session)           # multi-turn: session.response.text, session.history
+    pipe.chat(messages, session=session, stream_response=True)  # streaming deltas
+
+Requests are OpenAI-style messages with the image FIRST, so LMDeploy renders `<img><IMG_CONTEXT></img>\\n`
+before the question, exactly where InternVL2's own chat puts `<image>\\n` (a `(question, image)` tuple would
+put the image after the question). Images are PIL images opened by course_lib.tiling, with their tile
+budget as `max_dynamic_patch`. Generation stops at the template's separator, which the checkpoint's
+tokenizer may not list as an end token (lmdeploy#2000/#2120: "the model never stops").
+
+`lmdeploy` is imported only inside functions: this module imports anywhere, and `prompt_text` (chat
+template + image tokens, as LMDeploy 0.18 renders them) works on a CPU too.
+
+    python -m course_lib.serving.lmdeploy_backend prompt MODEL_PATH --question Q [--image PATH] [--max-tiles N]
+prints that prompt as JSON (`prompts MODEL_PATH` does a JSON list of cases from stdin); the tests run it with
+the serving environment's Python.
+"""
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+from .engine import Engine, GenerationSettings, Response, Session, Turn, make_turn
+
+IMAGE_TOKEN = "<IMG_CONTEXT>"
+# The separator of InternVL2's conversation templates (config.json's "template"), used as the stop word.
+TEMPLATE_STOP_WORDS = {"internlm2-chat": "<|im_end|>", "Hermes-2": "<|im_end|>", "phi3-chat": "<|end|>"}
+ENGINES = ("turbomind", "pytorch")
+
+
+def stop_words_for(model_path) -> List[str]:
+    config = json.loads((Path(model_path) / "config.json").read_text(encoding="utf-8"))
+    template = config.get("template", "internlm2-chat")
+    if template not in TEMPLATE_STOP_WORDS:
+        raise ValueError(f"unknown InternVL2 template {template!r} in {model_path}/config.json; "
+                         f"known: {sorted(TEMPLATE_STOP_WORDS)}")
+    return [TEMPLATE_STOP_WORDS[template]]
+
+
+def user_content(turn: Turn) -> list:
+    """One user turn as OpenAI-style content: the image (with its tile budget) first, then the question."""
+    content = []
+    if turn.image is not None:
+        image = {"data": turn.image}
+        if turn.max_tiles is not None:
+            image["max_dynamic_patch"] = turn.max_tiles
+        content.append({"type": "image_data", "image_data": image})
+    content.append({"type": "text", "text": turn.question})
+    return content
+
+
+def turn_messages(turn: Turn) -> List[dict]:
+    return [{"role": "user", "content": user_content(turn)}]
+
+
+def conversation_messages(previous: Sequence[Turn], turn: Turn) -> List[dict]:
+    """The whole conversation as LMDeploy's pipe.chat sends it: every earlier turn, then this one."""
+    messages = []
+    for old in previous:
+        messages += turn_messages(old) + [{"role": "assistant", "content": old.answer}]
+    return messages + turn_messages(turn)
+
+
+def engine_config(engine: str = "turbomind", session_len: int = 8192, cache_max_entry_count: float = 0.8,
+                  tp: int = 1, quant_policy: int = 0):
+    """TurbomindEngineConfig or PytorchEngineConfig with the knobs the course explains."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    from lmdeploy import PytorchEngineConfig, TurbomindEngineConfig
+
+    config_class = TurbomindEngineConfig if engine == "turbomind" else PytorchEngineConfig
+    return config_class(session_len=session_len, cache_max_entry_count=cache_max_entry_count, tp=tp,
+                        quant_policy=quant_policy)
+
+
+class LMDeployEngine(Engine):
+    backend = "lmdeploy"
+
+    def __init__(self, model_path, engine: str = "turbomind", session_len: int = 8192,
+                 cache_max_entry_count: float = 0.8, tp: int = 1, quant_policy: int = 0,
+                 settings: Optional[GenerationSettings] = None, max_tiles: Optional[int] = None, why: Sequence[str] = ()):
+        super().__init__(model_path, settings, max_tiles, why)
+        from lmdeploy import pipeline
+
+        self.engine = engine
+        self.stop_words = stop_words_for(model_path)
+        self.pipe = pipeline(str(model_path), backend_config=engine_config(engine, session_len, cache_max_entry_count,
+                                                                           tp, quant_policy),
+                             trust_remote_code=True, log_level="ERROR")
+
+    @property
+    def label(self) -> str:
+        return f"{self.model_path.name} (lmdeploy/{self.engine})"
+
+    def _config(self, settings: GenerationSettings):
+        return settings.to_lmdeploy(self.stop_words)
+
+    @staticmethod
+    def _text(response) -> str:
+        if getattr(response, "finish_reason", None) == "error":
+            raise RuntimeError(f"LMDeploy could not answer: {getattr(response, 'error_message', None) or response.text}")
+        return response.text
+
+    def _lmdeploy_session(self, session: Session):
+        """LMDeploy's own session for ours (kept in session.state), with the conversation so far."""
+        if session.state is None:
+            session.state = self.pipe.session()
+            session.state.history = [(turn_messages(old), old.answer) for old in session.turns]
+        return session.state
+
+    def _answer(self, session: Session, turn: Turn, settings: GenerationSettings) -> str:
+        state = self.pipe.chat(turn_messages(turn), session=self._lmdeploy_session(session),
+                               gen_config=self._config(settings))
+        return self._text(state.response)
+
+    def _answer_batch(self, turns: List[Turn], settings: GenerationSettings) -> List[Response]:
+        responses = self.pipe([turn_messages(turn) for turn in turns], gen_config=self._config(settings))
+        return [Response(self._text(r), r.finish_reason, r.generate_token_len) for r in responses]
+
+    def _stream(self, session: Session, turn: Turn, settings: GenerationSettings) -> Iterator[str]:
+        for delta in self.pipe.chat(turn_messages(turn), session=self._lmdeploy_session(session),
+                                    gen_config=self._config(settings), stream_response=True):
+            yield self._text(delta)
+
+    def prompt_text(self, question: str, image=None, session: Optional[Session] = None,
+                    max_tiles: Optional[int] = None) -> str:
+        turn = make_turn(question, image, max_tiles if max_tiles is not None else self.max_tiles)
+        return prompt_text(self.model_path, session.turns if session is not None else [], turn)["text"]
+
+    def close(self) -> None:
+        self.pipe.close()
+
+
+# ---- LMDeploy's own prompt rendering (works without a GPU) ----------------------------------------
+@lru_cache(maxsize=4)
+def _renderer(model_path: str):
+    from lmdeploy.model import get_chat_template
+    from lmdeploy.tokenizer import Tokenizer
+    from lmdeploy.vl.model.builder import load_vl_model
+
+    chat_template = get_chat_template(model_path, trust_remote_code=True)  # the tokenizer's chat_template
+    vision = load_vl_model(model_path, backend="pytorch", trust_remote_code=True)  # preprocessing only
+    return chat_template, Tokenizer(model_path), vision
+
+
+def prompt_text(model_path, previous: Sequence[Turn], turn: Turn) -> dict:
+    """{"text", "input_ids"}: the prompt LMDeploy 0.18 builds for this conversation, image tokens written out.
+
+    The same steps as its PyTorch engine: parse the messages, preprocess the images (tiles), render the
+    checkpoint tokenizer's chat template with one `<IMG_CONTEXT>` per image, then expand each to the image's
+    token count. (BOS: the template writes it and LMDeploy drops the tokenizer's duplicate.)
+    """
+    from lmdeploy.serve.processors import MultimodalProcessor
+
+    chat_template, tokenizer, vision = _renderer(str(model_path))
+    messages = conversation_messages(previous, turn)
+    parsed = asyncio.run(MultimodalProcessor.async_parse_multimodal_item(messages))
+    prepared = vision.to_pytorch(vision.preprocess(parsed), chat_template, tokenizer)
+    pieces = prepared["prompt"].split(IMAGE_TOKEN)
+    text = pieces[0]
+    for image, piece in zip(prepared["multimodal"], pieces[1:]):
+        text += IMAGE_TOKEN * image["image_tokens"] + piece
+    return {"text": text, "input_ids": [int(i) for i in prepared["input_ids"]]}
+
+
+def renderer_status() -> Tuple[bool, str]:
+    """(can LMDeploy's own prompt rendering run: in this Python, or in the serving environment's?, why not)."""
+    from .api_server import serving_python
+    from .engine import lmdeploy_importable
+
+    if lmdeploy_importable():
+        return True, "lmdeploy imports in this Python"
+    python = serving_python()
+    if python is None:
+        return False, (f"lmdeploy is not importable in this Python ({sys.prefix}) and there is no serving environment "
+                       "(.venv-serving, or COURSE_SERVING_PYTHON) to render LMDeploy's prompt: run `make serving-env`")
+    probe = subprocess.run([str(python), "-c", "import lmdeploy"], capture_output=True, text=True, timeout=300)
+    if probe.returncode != 0:
+        return False, f"{python} cannot import lmdeploy ({(probe.stderr.strip().splitlines() or ['?'])[-1]})"
+    return True, f"lmdeploy imports in the serving environment ({python})"
+
+
+def render_prompts(model_path, cases: Sequence[dict]) -> List[dict]:
+    """LMDeploy's prompts ({"text", "input_ids"}) for cases {"question", "image": path, "max_tiles", "history"}:
+    in this Python if lmdeploy imports, else with the serving environment's Python (see renderer_status)."""
+    from .api_server import serving_python
+    from .engine import lmdeploy_importable
+
+    cases = [{key: str(value) if key == "image" and value is not None else value for key, value in case.items()}
+             for case in cases]
+    if lmdeploy_importable():
+        return [prompt_text(model_path, *_case(case)) for case in cases]
+    from ..config import REPO_ROOT
+
+    command = [str(serving_python()), "-m", "course_lib.serving.lmdeploy_backend", "prompts", str(model_path)]
+    done = subprocess.run(command, input=json.dumps(cases), cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=600, env=dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"))
+    if done.returncode != 0:
+        raise RuntimeError(f"LMDeploy's prompt rendering failed in the serving environment:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout)
+
+
+def _check(model_path, image, engine: str, max_new_tokens: int) -> dict:
+    settings = GenerationSettings(max_new_tokens=max_new_tokens)
+    with LMDeployEngine(model_path, engine=engine, session_len=4096, cache_max_entry_count=0.2,
+                        settings=settings) as lmd:
+        question = "图中的菜是什么？"
+        session = lmd.chat(question, image)
+        session = lmd.chat("它是哪里的菜？", session=session)
+        return {"single": lmd.generate((question, image)),
+                "batch": lmd.generate([(question, image), ("What dish is this?", image), "hello"]),
+                "history": [answer for _, answer in session.history], "last": session.response.text,
+                "stream": list(lmd.stream(question, image))}
+
+
+def _case(case: dict) -> Tuple[List[Turn], Turn]:
+    previous = []
+    for old in case.get("history", []):
+        previous.append(make_turn(old["question"], old.get("image"), old.get("max_tiles")))
+        previous[-1].answer = old["answer"]
+    return previous, make_turn(case["question"], case.get("image"), case.get("max_tiles"))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.serving.lmdeploy_backend")
+    commands = parser.add_subparsers(dest="command", required=True)
+    prompt = commands.add_parser("prompt", help="print LMDeploy's prompt for a question (and image) as JSON")
+    prompt.add_argument("model_path", type=Path)
+    prompt.add_argument("--question", required=True)
+    prompt.add_argument("--image", type=Path)
+    prompt.add_argument("--max-tiles", type=int)
+    prompt.add_argument("--history", default="[]",
+                        help='earlier turns as JSON: [{"question": ..., "image": PATH or null, "answer": ...}]')
+    prompts = commands.add_parser("prompts", help="the same for a JSON list of such cases read from stdin")
+    prompts.add_argument("model_path", type=Path)
+    check = commands.add_parser("check", help="(GPU) one answer, a batch, two turns and a stream, as JSON")
+    check.add_argument("model_path", type=Path)
+    check.add_argument("--image", type=Path, required=True)
+    check.add_argument("--engine", default="pytorch", choices=ENGINES)
+    check.add_argument("--max-new-tokens", type=int, default=24)
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        real_stdout = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            result = _check(args.model_path, args.image, args.engine, args.max_new_tokens)
+        json.dump(result, real_stdout, ensure_ascii=False)
+        return 0
+    if args.command == "prompt":
+        cases = [dict(question=args.question, image=args.image, max_tiles=args.max_tiles,
+                      history=json.loads(args.history))]
+    else:
+        cases = json.load(sys.stdin)
+    real_stdout = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):  # LMDeploy logs to stdout: keep stdout for the JSON
+        results = [prompt_text(args.model_path, *_case(case)) for case in cases]
+    json.dump(results[0] if args.command == "prompt" else results, real_stdout, ensure_ascii=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
