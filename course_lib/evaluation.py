@@ -677,8 +677,9 @@ def plot_accuracy(before: EvalResult, after: Optional[EvalResult] = None, labels
                 row = table[key]
                 xs.append(position - 0.4 + width * (index + 0.5))
                 ys.append(row["accuracy"])
-                errors[0].append(row["accuracy"] - row["ci_low"])
-                errors[1].append(row["ci_high"] - row["accuracy"])
+                # max(0, ...): at 0 or 100% the interval's end can land a rounding error past the estimate
+                errors[0].append(max(0.0, row["accuracy"] - row["ci_low"]))
+                errors[1].append(max(0.0, row["ci_high"] - row["accuracy"]))
         ax.bar(xs, ys, width * 0.95, yerr=errors, capsize=3, color=color, label=label, ecolor="#333333")
         for x, y in zip(xs, ys):
             ax.text(x, 0.01, f"{100 * y:.0f}", ha="center", va="bottom", fontsize=8,

@@ -349,3 +349,9 @@ def test_predict_on_the_tiny_model_equals_chat_one_at_a_time(tiny, tmp_path):
     assert [r["answer"] for r in result.rows] == answers[2:]
     assert len(result) == 2 and result.meta["generation_config"] == config
     assert 0.0 <= result.accuracy() <= 1.0 and not math.isnan(result.stats()["ci_high"])
+
+
+def test_accuracy_plot_copes_with_0_and_100_percent():
+    nothing = score(RECORDS, ["no idea"] * len(RECORDS), DISHES)  # every answer unparsed: 0 %
+    everything = score(RECORDS, [r["answer_text"] if r["kind"] == "open" else r["answer"] for r in RECORDS], DISHES)
+    plt.close(plot_accuracy(nothing, everything))

@@ -113,3 +113,21 @@ def test_every_profile_difference_has_a_reason():
     differing = {paired.get(key, key) for key in real if key not in descriptive and real[key] != tiny[key]}
     assert differing == set(xtuner_config.DIFFERENCE_REASONS)
     assert len(xtuner_config.hardware_differences()) == len(differing)
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tiny_path, small_data, tmp_path):
+    """A real XTuner run on the CPU, stopped after its first checkpoint and resumed to the end."""
+    from course_lib.finetune.runner import loss_history
+
+    data, images = small_data
+    run = new_run("food", "tiny", tiny_path, data, images, tmp_path / "runs")
+    with pytest.raises(KeyboardInterrupt, match="resumes from iter_16.pth"):
+        train(run, progress=False, stop_after_iters=16)
+    assert run.info()["status"] == "interrupted" and run.latest_checkpoint().name == "iter_16.pth"
+    final = train(run, progress=False)
+    info = run.info()
+    assert final.name == f"iter_{info['total_iters']}.pth" and info["status"] == "finished"
+    assert info["resumed_from"].endswith("iter_16.pth")
+    steps = [step for step, _, _ in loss_history(run)]
+    assert steps[-1] == info["total_iters"] and 17 in steps  # the resumed part continued after iteration 16
+    assert train(run, progress=False) == final  # a finished run is not trained again

@@ -5,7 +5,7 @@ and resume after an interruption.
 * The `xtuner` command re-launches `python .../train.py` and exits 0 even when training crashes, so success
   is judged from what the run leaves behind: the final iter_N.pth named by last_checkpoint, and no traceback.
 * Interrupted (Ctrl-C, a closed laptop, a killed kernel)? Call train(run) again: it resumes from the last
-  saved checkpoint (`--resume`), with the same config and data, and appends to the same log.
+  saved checkpoint (mmengine's load_from + resume), with the same config and data, and appends to the same log.
 """
 import json
 import math
@@ -39,7 +39,9 @@ class TrainRun:
 
     @property
     def config(self) -> Path:
-        return self.work_dir / "config.py"
+        # Not directly in work_dir: mmengine dumps its parsed copy to work_dir/<config name>, and that dump of
+        # XTuner's lazily parsed config does not parse back (the prompt template turns into a string).
+        return self.work_dir / "xtuner" / "config.py"
 
     @property
     def log_file(self) -> Path:
@@ -94,6 +96,7 @@ def new_run(name: str, profile: str, model_path: Path, train_json: Path, image_f
     run = TrainRun(work_dir)
     paths = {"model_path": str(Path(model_path).resolve()), "train_json": str(Path(train_json).resolve()),
              "image_folder": str(Path(image_folder).resolve())}
+    run.config.parent.mkdir()
     run.config.write_text(render(profile, **paths), encoding="utf-8")
     run.info_file.write_text(json.dumps({
         "name": name, "profile": profile, "status": "created", "created": time.strftime("%Y-%m-%d %H:%M:%S"), **paths,
@@ -117,11 +120,23 @@ def check_warmup(profile: str, train_json: Path) -> None:
         )
 
 
-def xtuner_command(run: TrainRun, resume_from: Optional[Path], deepspeed: Optional[str]) -> list:
+def set_resume(config: Path, checkpoint: Optional[Path]) -> None:
+    """Point the run's config at the checkpoint to continue from (or at none).
+
+    XTuner's own `--resume` option is not used: with the lazily parsed configs of XTuner 0.2.0 it merges the
+    seed into the config and turns the prompt template into a string ("'str' object does not support item
+    assignment"). mmengine resumes by itself from `load_from` when `resume = True`.
+    """
+    text = config.read_text(encoding="utf-8")
+    text = re.sub(r"^load_from = .*$", f'load_from = "{checkpoint}"' if checkpoint else "load_from = None", text,
+                  count=1, flags=re.M)
+    text = re.sub(r"^resume = .*$", f"resume = {checkpoint is not None}", text, count=1, flags=re.M)
+    config.write_text(text, encoding="utf-8")
+
+
+def xtuner_command(run: TrainRun, deepspeed: Optional[str] = None) -> list:
     xtuner = Path(sys.executable).parent / "xtuner"
     command = [str(xtuner) if xtuner.exists() else "xtuner", "train", str(run.config), "--work-dir", str(run.work_dir)]
-    if resume_from is not None:
-        command += ["--resume", str(resume_from)]
     if deepspeed:
         command += ["--deepspeed", deepspeed]
     return command
@@ -132,6 +147,9 @@ def training_env(run: TrainRun, extra: Optional[Dict[str, str]] = None) -> dict:
     # The xtuner command re-launches `python`: it must be this environment's python.
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["PYTHONUNBUFFERED"] = "1"
+    # Resuming: mmengine (and XTuner's tools) load checkpoints with torch.load(), which since torch 2.6 defaults
+    # to weights_only=True and refuses the mmengine objects in them. These are the run's own files: load fully.
+    env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.update(extra or {})
     return env
@@ -147,6 +165,7 @@ def train(run: TrainRun, progress: bool = True, deepspeed: Optional[str] = None,
     if run.finished:
         return run.final_checkpoint()
     resume_from = run.latest_checkpoint()
+    set_resume(run.config, resume_from)
     run.update(status="running", resumed_from=str(resume_from) if resume_from else None)
     env = training_env(run, {"NPROC_PER_NODE": str(nproc_per_node)})
     bar = None
@@ -155,7 +174,7 @@ def train(run: TrainRun, progress: bool = True, deepspeed: Optional[str] = None,
     with open(run.log_file, "a", encoding="utf-8") as log:
         log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} xtuner train"
                   f"{' (resuming from ' + resume_from.name + ')' if resume_from else ''} =====\n")
-        process = subprocess.Popen(xtuner_command(run, resume_from, deepspeed), env=env, cwd=run.work_dir,
+        process = subprocess.Popen(xtuner_command(run, deepspeed), env=env, cwd=run.work_dir,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         try:
             for line in process.stdout:

@@ -220,8 +220,8 @@ env_cfg = dict(
 
 visualizer = None
 log_level = "INFO"
-load_from = None  # a checkpoint to resume from (course_lib passes it with --resume)
-resume = False
+load_from = None  # resuming: the checkpoint to continue from (course_lib writes it into a run's copy)
+resume = False  # resuming: True
 randomness = dict(seed={seed}, deterministic=False)
 log_processor = dict(by_epoch=False)
 '''
