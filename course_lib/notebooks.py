@@ -47,16 +47,11 @@ def execute_notebook(path: Path, timeout: int = 600, env: Optional[dict] = None,
         resources={"metadata": {"path": str(path.parent)}},
     )
     started = time.perf_counter()
-    saved = dict(os.environ)
-    os.environ.update(env or {})  # the kernel inherits this process's environment
     try:
-        client.execute()
+        client.execute(env={**os.environ, **(env or {})})  # the kernel's environment; ours is left alone
         error = None
     except CellExecutionError as failure:  # its message holds the failing cell's source and traceback
         error = str(failure)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
     return notebook, NotebookRun(path, time.perf_counter() - started, error)
 
 

@@ -31,3 +31,17 @@ def test_notebook_executes_in_tiny_mode(path):
     assert run.ok, f"{path.name} failed after {run.seconds:.0f} s:\n{run.error}"
     first_output = "".join(out.get("text", "") for out in executed.cells[1].outputs)
     assert "running in TINY mode" in first_output and "Why:" in first_output
+
+
+def test_execute_notebook_passes_env_to_the_kernel_only(tmp_path):
+    import os
+
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("import os; print(os.environ['COURSE_PROBE'])")]), path)
+    executed, run = execute_notebook(path, timeout=120, env={"COURSE_PROBE": "from-the-caller"}, kernel_name="python3")
+    assert run.ok, run.error
+    assert executed.cells[0].outputs[0]["text"].strip() == "from-the-caller"
+    assert "COURSE_PROBE" not in os.environ

@@ -6,8 +6,8 @@ keeps its seeded weights, frozen as in the fine-tune) on the base dishes only, u
 "图中的菜是…" / "This is …"). The new dishes are left for the LoRA fine-tune to teach.
 
 Batches come from XTuner's own InternVL dataset class, so the prompts, image tokens and labels are exactly
-those the fine-tune will use. Seeded and single-threaded where it matters: the same source and data give
-the same weights; the result is cached under a hash of both and built only once.
+those the fine-tune will use. Seeded (model, batch order): two runs on two machines ended at the same loss;
+the result is cached under a hash of this recipe, the tiny checkpoint and the data, and built only once.
 """
 import hashlib
 import json

@@ -105,6 +105,8 @@ def ensure_tiny_checkpoint(cache: Path = None, log=print) -> Path:
 def _build(staging: Path, target: Path, log) -> None:
     import torch
 
+    from course_lib.models import parameter_counts
+
     from .remote_code.configuration_internvl_chat import InternVLChatConfig
     from .remote_code.modeling_internvl_chat import InternVLChatModel
     from .tokenizer import build_tokenizer
@@ -139,15 +141,13 @@ def _build(staging: Path, target: Path, log) -> None:
     model.save_pretrained(str(staging), safe_serialization=True)
     for name in REMOTE_CODE_FILES:
         shutil.copy2(REMOTE_CODE_DIR / name, staging / name)
-    n_params = sum(p.numel() for p in model.parameters())
+    parts = parameter_counts(model)
+    n_params = parts.pop("total")
     info = {
         "source_hash": source_hash(),
         "seed": SEED,
         "parameters": n_params,
-        "parameters_by_part": {
-            part: sum(p.numel() for p in getattr(model, part).parameters())
-            for part in ("vision_model", "mlp1", "language_model")
-        },
+        "parameters_by_part": parts,
         "vocab_size": len(tokenizer),
         "build_seconds": round(time.perf_counter() - started, 2),
         "torch": torch.__version__,
