@@ -15,7 +15,7 @@ from xtuner.engine.runner import TrainLoop
 from xtuner.model import InternVL_V1_5
 from xtuner.utils import PROMPT_TEMPLATE
 
-from course_lib.finetune.single_process import SingleProcessGroupHook
+from course_lib.finetune.cpu_hooks import Float32Hook, SingleProcessGroupHook
 
 #######################################################################
 #                          PART 1  Settings                           #
@@ -35,7 +35,7 @@ accumulative_counts = 2  # gradient accumulation: an effective batch of 4 x 2 = 
 dataloader_num_workers = 0
 max_epochs = 2
 optim_type = AdamW
-lr = 2e-4
+lr = 5e-4
 betas = (0.9, 0.999)
 weight_decay = 0.05
 max_norm = 1  # gradient clipping
@@ -105,7 +105,7 @@ train_cfg = dict(type=TrainLoop, max_epochs=max_epochs)
 #######################################################################
 tokenizer = dict(type=AutoTokenizer.from_pretrained, pretrained_model_name_or_path=path, trust_remote_code=True)
 
-custom_hooks = [dict(type=DatasetInfoHook, tokenizer=tokenizer), dict(type=SingleProcessGroupHook)]
+custom_hooks = [dict(type=DatasetInfoHook, tokenizer=tokenizer), dict(type=SingleProcessGroupHook), dict(type=Float32Hook)]
 
 default_hooks = dict(
     timer=dict(type=IterTimerHook),

@@ -104,19 +104,29 @@ def new_run(name: str, profile: str, model_path: Path, train_json: Path, image_f
     return run
 
 
+MIN_WARMUP_ITERS = 2
+
+
 def check_warmup(profile: str, train_json: Path) -> None:
-    """mmengine refuses a warm-up shorter than one iteration ("end should be larger than begin"): say why first."""
+    """Refuse (before anything is made) data too small for the config's warm-up to work.
+
+    The warm-up lasts int(warmup_ratio * iterations) iterations. mmengine refuses 0 ("end should be larger
+    than begin"), and its LinearLR never reaches the full learning rate: after k warm-up iterations the
+    cosine decay starts from (k - 1) / k of it. With k = 1 that is 0: the run trains nothing at all.
+    """
     settings = PROFILES[profile]
     try:
         records = len(json.loads(Path(train_json).read_text(encoding="utf-8")))
     except (OSError, ValueError) as error:
         raise ValueError(f"training data {train_json} is not readable JSON: {error}") from error
     iterations = math.ceil(records / BATCH_SIZE) * settings["max_epochs"]
-    if int(settings["warmup_ratio"] * settings["max_epochs"] * math.ceil(records / BATCH_SIZE)) < 1:
-        needed = math.ceil(BATCH_SIZE / (settings["warmup_ratio"] * settings["max_epochs"]))
+    share = settings["warmup_ratio"] * settings["max_epochs"]
+    if int(share * math.ceil(records / BATCH_SIZE)) < MIN_WARMUP_ITERS:
+        needed = math.ceil(MIN_WARMUP_ITERS * BATCH_SIZE / share)
         raise ValueError(
             f"{train_json} has {records} records: {iterations} iterations, and a warm-up of {settings['warmup_ratio']} "
-            f"of training would be under one iteration, which XTuner refuses. Use at least {needed} records."
+            f"of training would be under {MIN_WARMUP_ITERS} iterations, after which XTuner's learning rate would stay "
+            f"at half its value or less (at 0 for one iteration). Use at least {needed} records."
         )
 
 

@@ -40,7 +40,7 @@ PROFILES: Dict[str, Dict[str, object]] = {
         "default_train_json": "<the kit's food set: xtuner/finetune_new.json>",
         "default_image_folder": "<the kit's food set folder>",
         # A 4 M-parameter model learns new dishes at a larger step, in fewer epochs, than a 2 B one.
-        "lr": "2e-4",
+        "lr": "5e-4",
         "max_epochs": 2,
         # A short run saves more often, so an interrupted run has a checkpoint to resume from.
         "save_steps": 16,
@@ -52,9 +52,10 @@ PROFILES: Dict[str, Dict[str, object]] = {
         # AmpOptimWrapper asserts on CPU; fp16 loss scaling needs CUDA.
         "optim_wrapper": "OptimWrapper",
         "amp_keys": "",
-        # XTuner's InternVL forward calls torch.distributed.get_rank(): one CPU process needs a gloo group.
-        "custom_imports": "\nfrom course_lib.finetune.single_process import SingleProcessGroupHook\n",
-        "extra_hooks": ", dict(type=SingleProcessGroupHook)",
+        # XTuner's InternVL forward calls torch.distributed.get_rank(): one CPU process needs a gloo group;
+        # and with no AMP, the bfloat16 weights XTuner loads must train in float32 (see cpu_hooks).
+        "custom_imports": "\nfrom course_lib.finetune.cpu_hooks import Float32Hook, SingleProcessGroupHook\n",
+        "extra_hooks": ", dict(type=SingleProcessGroupHook), dict(type=Float32Hook)",
         "seed": 2024,
     },
 }
@@ -91,7 +92,8 @@ DIFFERENCE_REASONS = {
     "log_interval": "a short run logs every iteration, for the progress bar",
     "dataloader_num_workers": "on a CPU the data is loaded in the training process",
     "optim_wrapper": "AmpOptimWrapper (fp16 with loss scaling) needs CUDA; a CPU trains in fp32",
-    "custom_imports": "XTuner's InternVL forward calls torch.distributed.get_rank(): one CPU process needs a gloo group",
+    "custom_imports": ("XTuner's InternVL forward calls torch.distributed.get_rank(): one CPU process needs a gloo group; "
+                       "and without AMP, XTuner's bfloat16 weights must train in float32"),
 }
 
 CONFIG_FILES = {"real": "internvl2_2b_food_lora.py", "tiny": "tiny_internvl2_food_lora_cpu.py"}
