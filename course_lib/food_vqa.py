@@ -7,7 +7,7 @@ model is pre-trained on and 6 **new** (Chinese) dishes that only the fine-tune t
 Layout of the built folder (it is also XTuner's image_folder: every image path is relative to it):
 
     dishes.json                      [{"id", "zh", "en", "group", "cuisine"}, ...]
-    images/train/<dish>_<k:03d>.jpg  Fluent 3D style, 16 per dish      (square 224x224 RGB JPEG)
+    images/train/<dish>_<k:03d>.jpg  Fluent 3D style, 32 per dish      (square 224x224 RGB JPEG)
     images/test/<dish>_<k:03d>.jpg   Fluent 3D style, 8 per dish, other seeds than train
     images/ood/<dish>_<k:03d>.jpg    Noto style (out-of-style test), 4 per dish
     xtuner/pretrain_base.json        XTuner InternVL records, base dishes, train split
@@ -38,7 +38,12 @@ SPEC = {
     "seed": 20241102,
     "image_size": 224,  # square: InternVL2 makes one 448 tile of it (no thumbnail), i.e. 256 image tokens
     "work_size": 256,  # images are composed at this size, then a random crop is resized to image_size
-    "per_dish": {"train": 16, "test": 8, "ood": 4},
+    # Light backgrounds (a table, a cloth, a plate): each colour channel in [160, 256). Dark, saturated ones
+    # (from 30) drowned the dish for the tiny model's seeded vision encoder: a linear probe on its features
+    # told held-out new dishes apart 38% of the time, against 88% with these.
+    "background_channels": [160, 256],
+    "dish_scale": [0.55, 0.85],  # the dish's side as a share of the canvas
+    "per_dish": {"train": 32, "test": 8, "ood": 4},
     "style": {"train": "fluent", "test": "fluent", "ood": "noto"},
     "replay_fraction": 0.25,  # share of base-dish records in finetune_new.json
 }
@@ -50,7 +55,11 @@ SOURCE_FILES = [Path(__file__), Path(food_images.__file__)]
 
 # The question kinds: the same phrasing in training records and evaluation records.
 MC_QUESTION = {"zh": "图中的菜是什么？", "en": "Which dish is shown in the image?"}
-MC_INSTRUCTION = {"zh": "请回答选项字母和菜名。", "en": "Answer with the option letter and the dish name."}
+# A multiple-choice reply is the chosen option's dish name; scoring maps it to its letter
+# (course_lib.evaluation.parse_choice). Measured on the tiny model: with "B. 拉面" replies (and with
+# "拉面，选 B" ones) it picked the letter at chance (23-25%) while naming the dish right about half the time;
+# with the name as the reply, base-dish multiple choice went to 62%, later 86%.
+MC_INSTRUCTION = {"zh": "请回答选项中的菜名。", "en": "Answer with the dish name from the options."}
 OPEN_QUESTION = {"zh": "图中的菜是什么？", "en": "What dish is shown in the image?"}
 OPEN_ANSWER = {"zh": "图中的菜是{name}。", "en": "This is {name}."}
 
@@ -62,8 +71,16 @@ def mc_question(choices: Sequence[str], lang: str) -> str:
     return f"{MC_QUESTION[lang]}\n{options}\n{MC_INSTRUCTION[lang]}"
 
 
-def mc_answer(letter: str, name: str) -> str:
-    return f"{letter}. {name}"
+def mc_answer(name: str) -> str:
+    return name
+
+
+LOOKUP_QUESTION = {"zh": "{name}是哪个选项？", "en": "Which option is {name}?"}
+
+
+def lookup_question(name: str, choices: Sequence[str], lang: str) -> str:
+    """A text-only question in the multiple-choice layout: the name is given, the reply is that option."""
+    return mc_question(choices, lang).replace(MC_QUESTION[lang], LOOKUP_QUESTION[lang].format(name=name), 1)
 
 
 def open_question(lang: str) -> str:
@@ -122,7 +139,9 @@ def _rng(*parts) -> np.random.Generator:
     return np.random.default_rng([SPEC["seed"]] + [zlib.crc32(str(p).encode()) for p in parts])
 
 
-def _colour(rng, low=30, high=256):
+def _colour(rng, low=None, high=None):
+    low = SPEC["background_channels"][0] if low is None else low
+    high = SPEC["background_channels"][1] if high is None else high
     return tuple(int(v) for v in rng.integers(low, high, 3))
 
 
@@ -161,7 +180,7 @@ def _background(rng, size: int) -> Image.Image:
 def render(dish: Image.Image, rng: np.random.Generator, size: int = 224, work: int = 256) -> Image.Image:
     """One augmented picture of an RGBA dish: background, scale, rotation, position, crop, colour, blur."""
     canvas = _background(rng, work)
-    side = int(work * rng.uniform(0.45, 0.8))
+    side = int(work * rng.uniform(*SPEC["dish_scale"]))
     item = dish.resize((side, side), Image.LANCZOS)
     item = item.rotate(float(rng.uniform(-30, 30)), resample=Image.BICUBIC, expand=True)
     slack = work - item.width
@@ -230,7 +249,7 @@ def _qa(dish: dict, options: List[str], by_id: Dict[str, dict], kind: str, lang:
         letter = LETTERS[options.index(dish["id"])]
         choices = [by_id[o][lang] for o in options]
         return {"question": mc_question(choices, lang), "choices": choices, "answer": letter,
-                "answer_text": name, "reply": mc_answer(letter, name)}
+                "answer_text": name, "reply": mc_answer(name)}
     return {"question": open_question(lang), "answer": dish["id"], "answer_text": name,
             "reply": open_answer(name, lang)}
 

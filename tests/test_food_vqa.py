@@ -116,7 +116,7 @@ def test_training_records_pass_validation_and_speak_both_languages(built, dishes
     assert all(r["image"].startswith("images/train/") for r in pretrain + finetune)
     answers = {r["conversations"][1]["value"] for r in pretrain}
     assert "图中的菜是寿司。" in answers and "This is sushi." in answers
-    assert any(a.endswith(". 寿司") for a in answers) and any(a.endswith(". sushi") for a in answers)
+    assert "寿司" in answers and "sushi" in answers  # multiple choice: the chosen option's dish name
     new_dishes = {r["image"].split("/")[-1].rsplit("_", 1)[0] for r in finetune} - set(
         r["image"].split("/")[-1].rsplit("_", 1)[0] for r in pretrain)
     assert new_dishes == {d["id"] for d in dishes if d["group"] == "new"}
@@ -154,3 +154,24 @@ def test_xtuner_loads_the_pretraining_file_with_256_image_tokens_each(built, tin
         assert item["input_ids"].count(context) == 256
         answer = [t for t, label in zip(item["input_ids"], item["labels"]) if label != -100]
         assert tokenizer.decode(answer) == record["conversations"][1]["value"] + "<|im_end|>"
+
+
+def test_a_multiple_choice_reply_is_one_of_its_options_and_scores_as_its_letter(built, dishes):
+    from course_lib.evaluation import parse_choice
+
+    records = _json(built / "xtuner" / "finetune_new.json")
+    mc = [r for r in records if r["id"].split("-")[-2] == "mc"]
+    assert mc
+    for record in mc:
+        question, reply = (turn["value"] for turn in record["conversations"])
+        options = [line[3:] for line in question.splitlines() if line[:3] in {f"{letter}. " for letter in LETTERS}]
+        assert len(options) == 4 and reply in options, record["id"]
+        assert parse_choice(reply, options, dishes) == LETTERS[options.index(reply)]
+
+
+def test_backgrounds_are_light():
+    rng = np.random.default_rng(0)
+    low, high = food_vqa.SPEC["background_channels"]
+    for _ in range(20):
+        pixels = np.asarray(food_vqa._background(rng, 64), np.float32)
+        assert pixels.mean() >= low - 20 and pixels.max() <= high - 1
