@@ -33,6 +33,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from . import food_images
+from . import vqa_data
+from .vqa_data import LETTERS, multiple_choice
 
 SPEC = {
     "seed": 20241102,
@@ -48,10 +50,9 @@ SPEC = {
     "replay_fraction": 0.25,  # share of base-dish records in finetune_new.json
 }
 SPLITS = ("train", "test", "ood")
-LETTERS = "ABCD"
 LANGS = ("zh", "en")
 KINDS = ("mc", "open")
-SOURCE_FILES = [Path(__file__), Path(food_images.__file__)]
+SOURCE_FILES = [Path(__file__), Path(food_images.__file__), Path(vqa_data.__file__)]  # vqa_data: the question layout
 
 # The question kinds: the same phrasing in training records and evaluation records.
 MC_QUESTION = {"zh": "图中的菜是什么？", "en": "Which dish is shown in the image?"}
@@ -67,8 +68,7 @@ OPEN_ANSWER = {"zh": "图中的菜是{name}。", "en": "This is {name}."}
 # ---- questions and answers ----------------------------------------------------------------------
 def mc_question(choices: Sequence[str], lang: str) -> str:
     """A FoodieQA-style four-choice question (no <image> tag)."""
-    options = "\n".join(f"{letter}. {choice}" for letter, choice in zip(LETTERS, choices))
-    return f"{MC_QUESTION[lang]}\n{options}\n{MC_INSTRUCTION[lang]}"
+    return multiple_choice(MC_QUESTION[lang], choices, MC_INSTRUCTION[lang])
 
 
 def mc_answer(name: str) -> str:
@@ -80,7 +80,7 @@ LOOKUP_QUESTION = {"zh": "{name}是哪个选项？", "en": "Which option is {nam
 
 def lookup_question(name: str, choices: Sequence[str], lang: str) -> str:
     """A text-only question in the multiple-choice layout: the name is given, the reply is that option."""
-    return mc_question(choices, lang).replace(MC_QUESTION[lang], LOOKUP_QUESTION[lang].format(name=name), 1)
+    return multiple_choice(LOOKUP_QUESTION[lang].format(name=name), choices, MC_INSTRUCTION[lang])
 
 
 def open_question(lang: str) -> str:

@@ -16,10 +16,9 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .vqa_data import DataError, read_json_records
+from .vqa_data import LETTERS, DataError, multiple_choice, read_json_records
 
 SIVQA_FILE = "sivqa_tidy.json"
-LETTERS = "ABCD"
 LICENCE_NOTICE = (
     "FoodieQA licence: CC BY-NC-ND 4.0, with the dataset's own term \"Evaluation only: not for training models\". "
     "Use it to evaluate models, for non-commercial research; do not train on it and do not share changed copies."
@@ -29,8 +28,7 @@ MC_INSTRUCTION = {"zh": "请回答选项字母和选项内容。", "en": "Answer
 
 
 def mc_question(question: str, choices, lang: str) -> str:
-    options = "\n".join(f"{letter}. {choice}" for letter, choice in zip(LETTERS, choices))
-    return f"{question.strip()}\n{options}\n{MC_INSTRUCTION[lang]}"
+    return multiple_choice(question, choices, MC_INSTRUCTION[lang])
 
 
 def _sivqa_path(folder) -> Path:

@@ -17,6 +17,12 @@ IMAGE_TAG = "<image>"
 EVAL_KINDS = ("mc", "open")
 EVAL_LANGS = ("zh", "en")
 LETTERS = "ABCD"
+
+
+def multiple_choice(question: str, choices, instruction: str) -> str:
+    """A FoodieQA-style question: the question, one "A. ..." line per option, the instruction (no <image> tag)."""
+    options = "\n".join(f"{letter}. {choice}" for letter, choice in zip(LETTERS, choices))
+    return f"{question.strip()}\n{options}\n{instruction}"
 SHOW = 8  # problems listed in an error message; the total is always given
 
 

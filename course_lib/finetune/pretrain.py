@@ -140,14 +140,15 @@ def _text_stage(model, tokenizer, template, log, progress: bool) -> list:
     from tqdm.auto import tqdm
 
     llm = model.language_model
-    optimizer = torch.optim.AdamW(llm.parameters(), lr=TEXT_RECIPE["lr"], weight_decay=RECIPE["weight_decay"])
+    params = list(llm.parameters())
+    optimizer = torch.optim.AdamW(params, lr=TEXT_RECIPE["lr"], weight_decay=RECIPE["weight_decay"])
     schedule = _schedule(optimizer, TEXT_RECIPE["warmup_steps"], TEXT_RECIPE["steps"])
     generator = torch.Generator().manual_seed(SEED)
     losses = []
     for _ in tqdm(range(TEXT_RECIPE["steps"]), desc="stage 1: reading options", unit="step", disable=not progress):
         input_ids, mask, labels = _lookup_batch(tokenizer, template, generator, TEXT_RECIPE["batch_size"])
         loss = llm(input_ids=input_ids, attention_mask=mask, labels=labels).loss
-        _step(loss, list(llm.parameters()), optimizer, schedule, losses)
+        _step(loss, params, optimizer, schedule, losses)
     log(f"  stage 1 (text): {len(losses)} steps, loss {losses[0]:.2f} -> {losses[-1]:.2f}")
     return losses
 

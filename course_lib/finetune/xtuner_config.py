@@ -44,7 +44,7 @@ PROFILES: Dict[str, Dict[str, object]] = {
         "max_epochs": 2,
         # A short run saves more often, so an interrupted run has a checkpoint to resume from.
         "save_steps": 16,
-        # XTuner's warm-up must last at least one iteration (mmengine: "end should be larger than begin").
+        # A short run still needs a warm-up of 2 iterations or more (see runner.check_warmup).
         "warmup_ratio": 0.05,
         "log_interval": 1,
         # CPU: data loading in the training process.
@@ -88,7 +88,7 @@ DIFFERENCE_REASONS = {
     "lr": "a 4 M-parameter model learns new dishes at a larger step than a 2 B one",
     "max_epochs": "a 4 M-parameter model needs fewer passes; the CPU budget is minutes",
     "save_steps": "a short run saves more often, so an interrupted run has a checkpoint to resume from",
-    "warmup_ratio": "XTuner's warm-up must last at least one iteration",
+    "warmup_ratio": "a short run still needs a warm-up of 2 iterations or more (a 1-iteration one trains nothing)",
     "log_interval": "a short run logs every iteration, for the progress bar",
     "dataloader_num_workers": "on a CPU the data is loaded in the training process",
     "optim_wrapper": "AmpOptimWrapper (fp16 with loss scaling) needs CUDA; a CPU trains in fp32",
