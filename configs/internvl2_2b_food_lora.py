@@ -29,7 +29,7 @@ max_length = 8192  # longest sample in tokens, image tokens included
 
 # Scheduler & Optimizer
 batch_size = 4  # per device
-accumulative_counts = 2  # gradient accumulation: an effective batch of 4 x 2 = 8 per device
+accumulative_counts = 2  # gradient accumulation: an effective batch of 4 x this, per device
 dataloader_num_workers = 4
 max_epochs = 10
 optim_type = AdamW

@@ -10,8 +10,9 @@ Layout of the built folder (it is also XTuner's image_folder: every image path i
     images/train/<dish>_<k:03d>.jpg  Fluent 3D style, 32 per dish      (square 224x224 RGB JPEG)
     images/test/<dish>_<k:03d>.jpg   Fluent 3D style, 8 per dish, other seeds than train
     images/ood/<dish>_<k:03d>.jpg    Noto style (out-of-style test), 4 per dish
-    xtuner/pretrain_base.json        XTuner InternVL records, base dishes, train split
-    xtuner/finetune_new.json         new dishes, train split, plus a 25 % replay share of base records
+    xtuner/pretrain_base.json        XTuner InternVL records, base dishes, train split; and one record per
+                                     new-dish training picture whose reply is "I do not know this dish"
+    xtuner/finetune_new.json         new dishes, train split, plus a 40 % replay share of base records
     eval/test.json, eval/ood.json    one record per (image, question kind, language)
     README.md, LICENSE-*.txt, build_info.json
 
@@ -47,7 +48,10 @@ SPEC = {
     "dish_scale": [0.55, 0.85],  # the dish's side as a share of the canvas
     "per_dish": {"train": 32, "test": 8, "ood": 4},
     "style": {"train": "fluent", "test": "fluent", "ood": "noto"},
-    "replay_fraction": 0.25,  # share of base-dish records in finetune_new.json
+    # Share of base-dish records in finetune_new.json. Measured with the tiny config (multiple choice on held-out
+    # pictures after the fine-tune, new / base dishes; base before it: 88%): 0.25 -> 85% / 78%, 0.35 -> 90% / 83%,
+    # 0.4 -> 87% / 89%.
+    "replay_fraction": 0.4,
 }
 SPLITS = ("train", "test", "ood")
 LANGS = ("zh", "en")
@@ -63,6 +67,12 @@ MC_QUESTION = {"zh": "图中的菜是什么？", "en": "Which dish is shown in t
 MC_INSTRUCTION = {"zh": "请回答选项中的菜名。", "en": "Answer with the dish name from the options."}
 OPEN_QUESTION = {"zh": "图中的菜是什么？", "en": "What dish is shown in the image?"}
 OPEN_ANSWER = {"zh": "图中的菜是{name}。", "en": "This is {name}."}
+# The pre-trained ("before") model's reply about a new dish's picture: its vision encoder tells the dish apart
+# from the others, its language model has no name for it. Without these records, the fine-tune that taught hot
+# pot also turned every fried shrimp, hot dog and croissant into hot pot: base dishes lost 30 points (with
+# them, 12 points, on the same vision encoder). The before model answers new dishes with this, so 0%.
+UNKNOWN_ANSWER = {"zh": "我不认识这道菜。", "en": "I do not know this dish."}
+UNKNOWN_SUFFIX = "-unknown"  # of the record ids
 
 
 # ---- questions and answers ----------------------------------------------------------------------
@@ -254,10 +264,16 @@ def _qa(dish: dict, options: List[str], by_id: Dict[str, dict], kind: str, lang:
             "reply": open_answer(name, lang)}
 
 
+def _training_record(record_id: str, image: str, question: str, reply: str) -> dict:
+    return {"id": record_id, "image": image, "image_wh": [SPEC["image_size"]] * 2,
+            "conversations": [{"from": "human", "value": with_image_tag(question)}, {"from": "gpt", "value": reply}]}
+
+
 def _records(dishes: List[dict]):
-    """(training records per group, evaluation records per split)."""
+    """(training records per group, plus "unknown": the new dishes' pictures answered with UNKNOWN_ANSWER;
+    evaluation records per split)."""
     by_id = {d["id"]: d for d in dishes}
-    training = {"base": [], "new": []}
+    training = {"base": [], "new": [], "unknown": []}
     evaluation = {"test": [], "ood": []}
     for split in SPLITS:
         plan = _choices(dishes, split)
@@ -272,11 +288,10 @@ def _records(dishes: List[dict]):
                     qa = _qa(dish, options, by_id, kind, lang)
                     record_id = f"{split}-{dish['group']}-{dish['id']}-{k:03d}-{kind}-{lang}"
                     if split == "train":
-                        training[dish["group"]].append({
-                            "id": record_id, "image": image, "image_wh": [SPEC["image_size"]] * 2,
-                            "conversations": [{"from": "human", "value": with_image_tag(qa["question"])},
-                                              {"from": "gpt", "value": qa["reply"]}],
-                        })
+                        training[dish["group"]].append(_training_record(record_id, image, qa["question"], qa["reply"]))
+                        if dish["group"] == "new" and (kind, lang) == pairs[0]:  # one per picture
+                            training["unknown"].append(_training_record(
+                                record_id + UNKNOWN_SUFFIX, image, qa["question"], UNKNOWN_ANSWER[lang]))
                     else:
                         record = {"id": record_id, "image": image, "dish": dish["id"], "group": dish["group"],
                                   "split": split, "kind": kind, "lang": lang, "question": qa["question"]}
@@ -335,7 +350,7 @@ def _build(staging: Path, target: Path, log) -> None:
     _write_json(staging / "dishes.json", dishes)
     n_images = _render_images(staging, dishes)
     training, evaluation = _records(dishes)
-    pretrain = _shuffled(training["base"], "pretrain")
+    pretrain = _shuffled(training["base"] + training["unknown"], "pretrain")
     fraction = SPEC["replay_fraction"]
     n_replay = round(len(training["new"]) * fraction / (1 - fraction))
     finetune = _shuffled(training["new"] + _replay(training["base"], n_replay), "finetune")
@@ -379,9 +394,10 @@ def _readme(root: Path, dishes: List[dict]) -> str:
         "",
         "## Files",
         "",
-        f"- `xtuner/pretrain_base.json`: {training['pretrain_base']['records']} XTuner InternVL records (base "
-        "dishes, train split; four-choice and open questions in Chinese and English). Set XTuner's image_folder to "
-        "this folder.",
+        f"- `xtuner/pretrain_base.json`: {training['pretrain_base']['records']} XTuner InternVL records: "
+        f"{training['pretrain_base']['base']} about base dishes (train split; four-choice and open questions in "
+        f"Chinese and English) and {training['pretrain_base']['unknown']} pictures of new dishes answered "
+        f"\"{UNKNOWN_ANSWER['en']}\" (no names). Set XTuner's image_folder to this folder.",
         f"- `xtuner/finetune_new.json`: {training['finetune_new']['records']} records: "
         f"{training['finetune_new']['new']} about new dishes plus {training['finetune_new']['base']} replayed base "
         "records, so fine-tuning does not erase the base dishes.",
@@ -416,8 +432,9 @@ def dataset_summary(path: Path) -> dict:
     for name in ("pretrain_base", "finetune_new"):
         records = json.loads((path / "xtuner" / f"{name}.json").read_text(encoding="utf-8"))
         parts = [r["id"].split("-") for r in records]  # train-<group>-<dish>-<k>-<kind>-<lang>
-        row = {"records": len(records)}
-        row.update({group: sum(p[1] == group for p in parts) for group in food_images.GROUPS})
+        unknown = [r["id"].endswith(UNKNOWN_SUFFIX) for r in records]
+        row = {"records": len(records), "unknown": sum(unknown)}
+        row.update({group: sum(p[1] == group and not u for p, u in zip(parts, unknown)) for group in food_images.GROUPS})
         row.update({kind: sum(p[4] == kind for p in parts) for kind in KINDS})
         row.update({lang: sum(p[5] == lang for p in parts) for lang in LANGS})
         summary["training"][name] = row

@@ -52,9 +52,12 @@ def test_dishes_and_counts(built, dishes):
     for split in ("train", "test", "ood"):
         assert summary["images"][split] == {g: n * PER_DISH[split] for g, n in groups.items()}
     assert summary["eval"]["test"]["new"] == {"mc": 6 * 8 * 2, "open": 6 * 8 * 2}  # 6 dishes x 8 images x zh/en
-    assert summary["training"]["pretrain_base"]["new"] == 0
+    pretrain = summary["training"]["pretrain_base"]
+    assert pretrain["new"] == 0 and pretrain["unknown"] == 6 * PER_DISH["train"]  # one per new-dish picture
+    assert pretrain["records"] == pretrain["base"] + pretrain["unknown"]
     finetune = summary["training"]["finetune_new"]
-    assert finetune["base"] / finetune["records"] == pytest.approx(0.25, abs=0.01)
+    assert finetune["unknown"] == 0
+    assert finetune["base"] / finetune["records"] == pytest.approx(food_vqa.SPEC["replay_fraction"], abs=0.01)
     for name in ("LICENSE-fluent-emoji-3d.txt", "LICENSE-noto-emoji.txt", "README.md"):
         assert (built / name).is_file()
     assert "MIT" in (built / "README.md").read_text(encoding="utf-8")
@@ -112,13 +115,20 @@ def test_training_records_pass_validation_and_speak_both_languages(built, dishes
     groups = {d["id"]: d["group"] for d in dishes}
     pretrain = validate_xtuner_records(built / "xtuner" / "pretrain_base.json", built)
     finetune = validate_xtuner_records(built / "xtuner" / "finetune_new.json", built)
-    assert {groups[r["image"].split("/")[-1].rsplit("_", 1)[0]] for r in pretrain} == {"base"}
+    def dish(record):
+        return record["image"].split("/")[-1].rsplit("_", 1)[0]
+
+    unknown = [r for r in pretrain if r["id"].endswith(food_vqa.UNKNOWN_SUFFIX)]
+    named = [r for r in pretrain if r not in unknown]
+    assert {groups[dish(r)] for r in named} == {"base"} and {groups[dish(r)] for r in unknown} == {"new"}
+    assert {r["conversations"][1]["value"] for r in unknown} == set(food_vqa.UNKNOWN_ANSWER.values())
+    new_names = {d[lang] for d in dishes if d["group"] == "new" for lang in ("zh", "en")}
+    assert not [r["id"] for r in pretrain if any(name in r["conversations"][1]["value"] for name in new_names)]
     assert all(r["image"].startswith("images/train/") for r in pretrain + finetune)
-    answers = {r["conversations"][1]["value"] for r in pretrain}
+    answers = {r["conversations"][1]["value"] for r in named}
     assert "图中的菜是寿司。" in answers and "This is sushi." in answers
     assert "寿司" in answers and "sushi" in answers  # multiple choice: the chosen option's dish name
-    new_dishes = {r["image"].split("/")[-1].rsplit("_", 1)[0] for r in finetune} - set(
-        r["image"].split("/")[-1].rsplit("_", 1)[0] for r in pretrain)
+    new_dishes = {dish(r) for r in finetune} - {dish(r) for r in named}
     assert new_dishes == {d["id"] for d in dishes if d["group"] == "new"}
 
 
