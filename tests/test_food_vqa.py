@@ -151,7 +151,7 @@ def test_xtuner_loads_the_pretraining_file_with_256_image_tokens_each(built, tin
     sample = {}
     for index, record in enumerate(dataset.data):
         sample.setdefault(record["id"].split("-")[2] + record["id"].split("-")[4], index)
-    assert len(sample) == 12 * 2
+    assert len(sample) == 12 * 2 + 6  # base dishes: both kinds; new dishes: their "I do not know" records (mc)
     for index in sample.values():
         item = dataset.prepare_data(index)
         assert item is not None, dataset.data[index]["image"]
