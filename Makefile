@@ -15,7 +15,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: course test env system-deps tiny check notebooks configs demo serving-env lock clean
+.PHONY: course test env system-deps tiny course-model check notebooks configs demo serving-env lock clean
 
 course: env tiny
 	$(BIN)/python -m course_lib check --short
@@ -42,6 +42,11 @@ system-deps:
 
 tiny: env
 	$(BIN)/python -m course_lib build-tiny
+
+# The course model (assets/course-model): run its recipe (about 12 CPU minutes, or reuse a build in the cache),
+# compare with the shipped weights; PUBLISH=1 replaces them, FRESH=1 rebuilds everything in a new cache folder.
+course-model: env
+	$(BIN)/python -m course_lib course-model $(if $(PUBLISH),--publish) $(if $(FRESH),--fresh)
 
 # Re-render configs/*.py from course_lib/finetune/xtuner_config.py (a test keeps them in step).
 configs: env

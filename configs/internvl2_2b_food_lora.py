@@ -22,8 +22,8 @@ from xtuner.utils import PROMPT_TEMPLATE
 path = "/root/share/new_models/OpenGVLab/InternVL2-2B"
 
 # Data: XTuner InternVL records, {"image": ..., "conversations": [...]}, image paths relative to image_folder
-data_path = "/root/share/datasets/FoodieQA/foodieqa_train_xtuner.json"
-image_folder = "/root/share/datasets/FoodieQA"
+data_path = ".cache/food_vqa-current/xtuner/finetune_new.json"
+image_folder = ".cache/food_vqa-current"
 prompt_template = PROMPT_TEMPLATE.internlm2_chat  # InternVL2-2B's LLM is InternLM2: its chat template
 max_length = 8192  # longest sample in tokens, image tokens included
 

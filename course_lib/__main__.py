@@ -1,4 +1,4 @@
-"""Command line: python -m course_lib {mode,check,build-tiny,notebooks}."""
+"""Command line: python -m course_lib {mode,check,build-tiny,course-model,notebooks}."""
 import argparse
 import sys
 from pathlib import Path
@@ -10,7 +10,12 @@ def main(argv=None) -> int:
     commands.add_parser("mode", help="print the mode, device, model and data the course will use, and why")
     check = commands.add_parser("check", help="the environment check of notebook 00")
     check.add_argument("--short", action="store_true", help="without the per-lesson plan")
-    commands.add_parser("build-tiny", help="build (or find cached) the tiny InternVL2 checkpoint")
+    commands.add_parser("build-tiny", help="build (or find cached) the tiny InternVL2 checkpoint and the food set")
+    course_model = commands.add_parser("course-model", help="run the course model's recipe and compare it with the "
+                                       "shipped weights in assets/course-model")
+    course_model.add_argument("--publish", action="store_true", help="then copy the result into assets/course-model")
+    course_model.add_argument("--fresh", action="store_true", help="build everything again in a new cache folder "
+                              "(else a build already in the cache is reused)")
     notebooks = commands.add_parser("notebooks", help="execute every notebook; executed copies and HTML go to --out")
     notebooks.add_argument("--out", type=Path, default=Path("build/notebooks"))
     notebooks.add_argument("--timeout", type=int, default=600, help="seconds per cell")
@@ -24,14 +29,28 @@ def main(argv=None) -> int:
 
             print(resolve().describe())
         elif args.command == "check":
+            from .config import resolve
             from .envcheck import report
 
             print(report(short=args.short))
+            resolve()  # a configuration error, reported above, also fails the command, so `make course` stops
         elif args.command == "build-tiny":
             from .config import cache_dir
+            from .finetune.food import kit_food_set
             from .tiny_internvl2 import ensure_tiny_checkpoint
 
             print(ensure_tiny_checkpoint(cache_dir()))
+            print(kit_food_set())
+        elif args.command == "course-model":
+            import json
+            import tempfile
+
+            from .config import cache_dir
+            from .course_model import SHIPPED_DIR, rebuild
+
+            cache = Path(tempfile.mkdtemp(prefix="course-model-", dir=cache_dir())) if args.fresh else cache_dir()
+            report = rebuild(cache, publish_to=SHIPPED_DIR if args.publish else None)
+            print(json.dumps(report, indent=1))
         elif args.command == "notebooks":
             from .notebooks import build_notebooks
 

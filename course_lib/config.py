@@ -24,7 +24,7 @@ class CourseConfigError(ValueError):
 class CourseSetup:
     mode: str  # "tiny" or "real"
     device: str  # "cpu", "cuda", "cuda:N"
-    model_path: Optional[Path]  # None in tiny mode until the tiny checkpoint is built (see ensure_model)
+    model_path: Optional[Path]  # None in tiny mode until the course model is found (see ensure_model)
     data_path: Optional[Path]
     config_file: Path
     reasons: List[str] = field(default_factory=list)
@@ -35,11 +35,12 @@ class CourseSetup:
         return self.mode == "tiny"
 
     def ensure_model(self, log=print) -> Path:
-        """The checkpoint folder to load: the real one, or the tiny one (built on first use, then cached)."""
+        """The checkpoint folder to load: the real one, or in tiny mode the course model (shipped in
+        assets/course-model; built in the cache only when its sources changed since it was shipped)."""
         if self.model_path is None:
-            from course_lib.tiny_internvl2 import ensure_tiny_checkpoint
+            from course_lib.course_model import ensure_course_model
 
-            self.model_path = ensure_tiny_checkpoint(cache_dir(), log=log)
+            self.model_path = ensure_course_model(cache_dir(), log=log)
         return self.model_path
 
     def ensure_data(self, log=print) -> Optional[Path]:
@@ -54,10 +55,10 @@ class CourseSetup:
         if self.model_path is not None:
             model = str(self.model_path)
         else:
-            from course_lib.tiny_internvl2 import checkpoint_dir, is_complete
+            from course_lib.course_model import SHIPPED_DIR, shipped_is_current
 
-            path = checkpoint_dir(cache_dir())
-            model = f"{path} (tiny InternVL2, {'built' if is_complete(path) else 'built on first use'})"
+            model = (f"{SHIPPED_DIR} (the course model: the tiny InternVL2, pre-trained on the kit's food set)"
+                     if shipped_is_current() else "the course model, built in the cache for these sources on first use")
         if self.data_path is not None:
             data = str(self.data_path) + ("" if self.data_path.exists() else "  [missing]")
         elif self.is_tiny:
@@ -102,7 +103,36 @@ def _repo_path(value) -> Optional[Path]:
 
 def cache_dir(env: Mapping[str, str] = os.environ) -> Path:
     _, data = load_config_file(env)
-    return _repo_path(env.get("COURSE_CACHE_DIR") or data.get("cache_dir") or ".cache")
+    path = _repo_path(env.get("COURSE_CACHE_DIR") or data.get("cache_dir") or ".cache")
+    if path.exists() and not path.is_dir():
+        raise CourseConfigError(f"cache folder {path} (COURSE_CACHE_DIR or cache_dir in the course config) is a file; "
+                                "point it at a folder (it is created if missing)")
+    return path
+
+
+def checkpoint_problem(path: Path) -> Optional[str]:
+    """Why path cannot be loaded as an InternVL2 checkpoint with remote code, or None when it can."""
+    import json
+
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        return f"{path} has no config.json"
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        return f"{config_file} is not valid JSON ({error})"
+    if not isinstance(config, dict) or "InternVLChatModel" not in (config.get("architectures") or []):
+        found = config.get("architectures") if isinstance(config, dict) else type(config).__name__
+        return f"{config_file} describes {found!r}, not an InternVL2 chat model (architectures: InternVLChatModel)"
+    missing = sorted({ref.split(".")[0] + ".py" for ref in (config.get("auto_map") or {}).values()
+                      if isinstance(ref, str) and not (path / (ref.split(".")[0] + ".py")).is_file()})
+    if missing:
+        return (f"{path} lacks its remote-code files {', '.join(missing)} (transformers would try to download them): "
+                "copy them from the base checkpoint (course_lib.checkpoints.copy_remote_code)")
+    if "." in path.name:
+        return (f"{path.name!r} has a dot in its name, and transformers cannot import remote code from such a folder: "
+                "rename it or point at a symbolic link without dots")
+    return None
 
 
 def cuda_available() -> bool:
@@ -147,13 +177,14 @@ def resolve(env: Mapping[str, str] = os.environ, has_cuda: Optional[bool] = None
     if mode not in MODES:
         raise CourseConfigError(f"mode must be one of {MODES}; got {mode!r} (COURSE_MODE or 'mode' in {config_file})")
     mode_source = "COURSE_MODE" if env.get("COURSE_MODE") else f"'mode' in {config_file.name}"
-    device = _resolve_device(env.get("COURSE_DEVICE") or data.get("device") or "auto", has_cuda)
+    requested_device = env.get("COURSE_DEVICE") or data.get("device") or "auto"
+    device = _resolve_device(requested_device, has_cuda)
 
     explicit_model = _repo_path(env.get("COURSE_MODEL_PATH") or real.get("model_path"))
     explicit_data = _repo_path(env.get("COURSE_DATA_PATH") or real.get("data_path"))
-    if explicit_model is not None and not (explicit_model / "config.json").is_file():
+    if explicit_model is not None and checkpoint_problem(explicit_model):
         raise CourseConfigError(
-            f"model path {explicit_model} (COURSE_MODEL_PATH or real.model_path) has no config.json; "
+            f"model path {explicit_model} (COURSE_MODEL_PATH or real.model_path): {checkpoint_problem(explicit_model)}; "
             "point it at an InternVL2 checkpoint folder, or unset it to use tiny mode"
         )
     searched_models = [_repo_path(p) for p in real.get("model_search") or []]
@@ -175,7 +206,7 @@ def resolve(env: Mapping[str, str] = os.environ, has_cuda: Optional[bool] = None
             )
         reasons.append(f"real mode was asked for ({mode_source}=real)")
         if device == "cpu":
-            if not has_cuda:
+            if not has_cuda and requested_device.strip().lower() != "cpu":
                 raise CourseConfigError(
                     "real mode needs a CUDA GPU and torch sees none here; use COURSE_MODE=tiny, or set "
                     "COURSE_DEVICE=cpu to run the real checkpoint on the CPU anyway (very slow, no training)"

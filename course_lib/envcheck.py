@@ -106,13 +106,16 @@ def check_serving() -> Check:
 
 def check_model(setup) -> Check:
     if setup.is_tiny:
-        from course_lib.tiny_internvl2 import checkpoint_dir, is_complete
+        from course_lib.course_model import SHIPPED_DIR, recipe_hash, shipped_hash, shipped_is_current
 
-        path = checkpoint_dir(cache_dir())
-        if is_complete(path):
-            info = json.loads((path / "build_info.json").read_text())
-            return Check("model", True, f"tiny InternVL2 at {path} ({info['parameters'] / 1e6:.2f} M parameters)")
-        return Check("model", None, f"tiny InternVL2 not built yet ({path})", "it builds on first use in seconds, or run `make tiny`")
+        if shipped_is_current():
+            info = json.loads((SHIPPED_DIR / "course_model.json").read_text())
+            return Check("model", True, f"the course model (tiny InternVL2, {info['parameters'] / 1e6:.2f} M parameters, "
+                                        f"pre-trained on the food set) at {SHIPPED_DIR}")
+        return Check("model", None, f"assets/course-model was built from other sources (recipe {shipped_hash()}, "
+                                    f"these sources: {recipe_hash()}): the course model is built in the cache on first "
+                                    "use (about 12 CPU minutes)",
+                     "`make course-model PUBLISH=1` rebuilds and ships it")
     config = json.loads((setup.model_path / "config.json").read_text())
     arch = (config.get("architectures") or ["?"])[0]
     if arch != "InternVLChatModel":

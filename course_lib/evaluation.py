@@ -71,10 +71,11 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .question_format import LETTERS
+
 GROUPING = ("group", "split", "kind")
 DEFAULT_GENERATION = {"max_new_tokens": 24, "do_sample": False}
 Z95 = 1.959963984540054  # the 97.5th percentile of the standard normal
-LETTERS = "ABCD"
 UNPARSED = "unparsed"
 FORMAT = "course_lib.evaluation/1"
 

@@ -34,8 +34,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from . import food_images
-from . import vqa_data
-from .vqa_data import LETTERS, multiple_choice
+from . import question_format
+from .question_format import LETTERS, multiple_choice
 
 SPEC = {
     "seed": 20241102,
@@ -56,7 +56,7 @@ SPEC = {
 SPLITS = ("train", "test", "ood")
 LANGS = ("zh", "en")
 KINDS = ("mc", "open")
-SOURCE_FILES = [Path(__file__), Path(food_images.__file__), Path(vqa_data.__file__)]  # vqa_data: the question layout
+SOURCE_FILES = [Path(__file__), Path(food_images.__file__), Path(question_format.__file__)]
 
 # The question kinds: the same phrasing in training records and evaluation records.
 MC_QUESTION = {"zh": "图中的菜是什么？", "en": "Which dish is shown in the image?"}
@@ -65,13 +65,34 @@ MC_QUESTION = {"zh": "图中的菜是什么？", "en": "Which dish is shown in t
 # "拉面，选 B" ones) it picked the letter at chance (23-25%) while naming the dish right about half the time;
 # with the name as the reply, base-dish multiple choice went to 62%, later 86%.
 MC_INSTRUCTION = {"zh": "请回答选项中的菜名。", "en": "Answer with the dish name from the options."}
-OPEN_QUESTION = {"zh": "图中的菜是什么？", "en": "What dish is shown in the image?"}
+OPEN_QUESTION = {"zh": "图中的菜是什么？", "en": "What dish is this?"}
+# Training records ask the open question in these wordings (the first is OPEN_QUESTION, the one evaluation asks),
+# so the course model also answers a student who words it differently in the demo.
+OPEN_QUESTIONS = {"zh": ("图中的菜是什么？", "这是什么菜？", "这是什么食物？", "图片里是什么菜？"),
+                  "en": ("What dish is this?", "What dish is shown in the image?", "What food is this?",
+                         "What is in the picture?")}
 OPEN_ANSWER = {"zh": "图中的菜是{name}。", "en": "This is {name}."}
+# Every open question in training is followed by a second turn about the dish's cuisine, so that a
+# conversation's history matters: the answer depends on the dish named in the first turn.
+FOLLOW_UP_QUESTIONS = {"zh": ("它是哪里的菜？", "这道菜属于哪个菜系？"),
+                       "en": ("Which cuisine is it?", "Which cuisine does this dish belong to?")}
+FOLLOW_UP_QUESTION = {lang: questions[0] for lang, questions in FOLLOW_UP_QUESTIONS.items()}
+FOLLOW_UP_ANSWER = {"zh": "它是{cuisine}。", "en": "It is {cuisine}."}
+# dishes.json names a dish's cuisine in English; how the answers say it.
+CUISINE_NAMES = {"Chinese": {"zh": "中国菜", "en": "Chinese cuisine"},
+                 "Japanese": {"zh": "日本料理", "en": "Japanese cuisine"},
+                 "American": {"zh": "美国菜", "en": "American cuisine"},
+                 "Italian": {"zh": "意大利菜", "en": "Italian cuisine"},
+                 "French": {"zh": "法国菜", "en": "French cuisine"},
+                 "Chinese-American": {"zh": "美式中餐", "en": "Chinese-American cuisine"}}
 # The pre-trained ("before") model's reply about a new dish's picture: its vision encoder tells the dish apart
 # from the others, its language model has no name for it. Without these records, the fine-tune that taught hot
 # pot also turned every fried shrimp, hot dog and croissant into hot pot: base dishes lost 30 points (with
 # them, 12 points, on the same vision encoder). The before model answers new dishes with this, so 0%.
 UNKNOWN_ANSWER = {"zh": "我不认识这道菜。", "en": "I do not know this dish."}
+# ... asked in both kinds (multiple choice, and the open question followed by the cuisine, refused again), the
+# picture's kinds alternating, so that an open question about a new dish is not answered with a base dish's name.
+# (A longer second refusal in each language made the tiny model start one and end in the other.)
 UNKNOWN_SUFFIX = "-unknown"  # of the record ids
 
 
@@ -99,6 +120,17 @@ def open_question(lang: str) -> str:
 
 def open_answer(name: str, lang: str) -> str:
     return OPEN_ANSWER[lang].format(name=name)
+
+
+def cuisine_name(cuisine: str, lang: str) -> str:
+    """How an answer names a cuisine of dishes.json ("Japanese" -> 日本料理 / Japanese cuisine)."""
+    if cuisine not in CUISINE_NAMES:
+        raise KeyError(f"cuisine {cuisine!r} (dishes.json) has no names in food_vqa.CUISINE_NAMES; add it there")
+    return CUISINE_NAMES[cuisine][lang]
+
+
+def follow_up_answer(cuisine: str, lang: str) -> str:
+    return FOLLOW_UP_ANSWER[lang].format(cuisine=cuisine_name(cuisine, lang))
 
 
 def with_image_tag(question: str) -> str:
@@ -264,9 +296,23 @@ def _qa(dish: dict, options: List[str], by_id: Dict[str, dict], kind: str, lang:
             "reply": open_answer(name, lang)}
 
 
-def _training_record(record_id: str, image: str, question: str, reply: str) -> dict:
-    return {"id": record_id, "image": image, "image_wh": [SPEC["image_size"]] * 2,
-            "conversations": [{"from": "human", "value": with_image_tag(question)}, {"from": "gpt", "value": reply}]}
+def _training_record(record_id: str, image: str, turns: Sequence[tuple]) -> dict:
+    """An XTuner InternVL record: (question, reply) turns, the picture in the first question."""
+    conversations = []
+    for index, (question, reply) in enumerate(turns):
+        conversations += [{"from": "human", "value": with_image_tag(question) if index == 0 else question},
+                          {"from": "gpt", "value": reply}]
+    return {"id": record_id, "image": image, "image_wh": [SPEC["image_size"]] * 2, "conversations": conversations}
+
+
+def _training_turns(dish: dict, qa: dict, kind: str, lang: str, k: int) -> List[tuple]:
+    """The turns of a training record: a multiple-choice question alone; an open question in one of its
+    wordings, then the cuisine follow-up."""
+    if kind == "mc":
+        return [(qa["question"], qa["reply"])]
+    opening = OPEN_QUESTIONS[lang][(k // 2) % len(OPEN_QUESTIONS[lang])]
+    follow_up = FOLLOW_UP_QUESTIONS[lang][(k // 8) % len(FOLLOW_UP_QUESTIONS[lang])]
+    return [(opening, qa["reply"]), (follow_up, follow_up_answer(dish["cuisine"], lang))]
 
 
 def _records(dishes: List[dict]):
@@ -288,13 +334,15 @@ def _records(dishes: List[dict]):
                     qa = _qa(dish, options, by_id, kind, lang)
                     record_id = f"{split}-{dish['group']}-{dish['id']}-{k:03d}-{kind}-{lang}"
                     if split == "train":
-                        training[dish["group"]].append(_training_record(record_id, image, qa["question"], qa["reply"]))
-                        if dish["group"] == "new" and (kind, lang) == pairs[0]:  # one per picture
-                            training["unknown"].append(_training_record(
-                                record_id + UNKNOWN_SUFFIX, image, qa["question"], UNKNOWN_ANSWER[lang]))
+                        turns = _training_turns(dish, qa, kind, lang, k)
+                        training[dish["group"]].append(_training_record(record_id, image, turns))
+                        if dish["group"] == "new" and (kind, lang) == pairs[(k // 2) % 2]:  # one per picture
+                            turns = [(question, UNKNOWN_ANSWER[lang]) for question, _ in turns]
+                            training["unknown"].append(_training_record(record_id + UNKNOWN_SUFFIX, image, turns))
                     else:
                         record = {"id": record_id, "image": image, "dish": dish["id"], "group": dish["group"],
-                                  "split": split, "kind": kind, "lang": lang, "question": qa["question"]}
+                                  "cuisine": dish["cuisine"], "split": split, "kind": kind, "lang": lang,
+                                  "question": qa["question"]}
                         if kind == "mc":
                             record["choices"] = qa["choices"]
                         record.update(answer=qa["answer"], answer_text=qa["answer_text"])

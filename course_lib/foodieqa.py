@@ -16,7 +16,8 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .vqa_data import LETTERS, DataError, multiple_choice, read_json_records
+from .question_format import LETTERS, multiple_choice
+from .vqa_data import DataError, read_json_records
 
 SIVQA_FILE = "sivqa_tidy.json"
 LICENCE_NOTICE = (
@@ -25,6 +26,24 @@ LICENCE_NOTICE = (
 )
 # FoodieQA's questions ask about region, cuisine, ingredients, ... so the instruction asks for the option text.
 MC_INSTRUCTION = {"zh": "请回答选项字母和选项内容。", "en": "Answer with the option letter and the option text."}
+
+
+RELEASE_FILES = (SIVQA_FILE, "mivqa_tidy.json", "textqa_tidy.json")
+
+
+def is_release(folder) -> bool:
+    """Whether folder is (or lies inside) a FoodieQA release: a folder holding one of its *_tidy.json files."""
+    folder = Path(folder).resolve()
+    return any((place / name).is_file() for place in (folder, *folder.parents) for name in RELEASE_FILES)
+
+
+def check_training_allowed(image_folder, acknowledged: bool) -> None:
+    """Where FoodieQA would enter training (course_lib.finetune.runner.new_run): refuse it unless acknowledged."""
+    if is_release(image_folder) and not acknowledged:
+        raise LicenceError(
+            f"{image_folder} is a FoodieQA release, and a run would train on its pictures. {TRAINING_REFUSAL} "
+            "To train on it anyway, as the seed lesson did: plan_finetune(setup, train_on=\"foodieqa\", "
+            "acknowledge_foodieqa_licence=True), or new_run(..., acknowledge_foodieqa_licence=True).")
 
 
 def mc_question(question: str, choices, lang: str) -> str:

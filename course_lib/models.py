@@ -12,9 +12,14 @@ def default_dtype(device: str) -> torch.dtype:
 
 def load_internvl(path, device: str = "cpu", dtype: Optional[torch.dtype] = None) -> Tuple[torch.nn.Module, object]:
     """(model in eval mode on device, tokenizer) from a checkpoint folder."""
+    from course_lib.config import checkpoint_problem
+
     path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path} is not a checkpoint folder (no config.json)")
+    problem = checkpoint_problem(path)  # before transformers turns it into a hub download or an import error
+    if problem:
+        raise ValueError(problem)
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=True)
     model = AutoModel.from_pretrained(
         str(path), torch_dtype=dtype or default_dtype(device), trust_remote_code=True, low_cpu_mem_usage=True

@@ -60,9 +60,14 @@ def build_notebooks(out_dir: Path, notebooks: Optional[Iterable[Path]] = None, h
     from nbconvert import HTMLExporter
 
     out_dir = Path(out_dir)
+    sources = list(notebooks or sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")))
+    clashes = sorted({str(path) for path in sources if (out_dir / Path(path).name).resolve() == Path(path).resolve()})
+    if out_dir.resolve() == NOTEBOOK_DIR.resolve() or clashes:
+        raise ValueError(f"{out_dir} is where the lesson notebooks live ({', '.join(clashes) or NOTEBOOK_DIR}): executed "
+                         "copies would overwrite them; write them elsewhere, e.g. --out build/notebooks")
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = []
-    for path in notebooks or sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")):
+    for path in sources:
         notebook, run = execute_notebook(path, timeout=timeout)
         nbformat.write(notebook, out_dir / path.name)
         if html:

@@ -104,18 +104,31 @@ def lmdeploy_max_tiles(checkpoint_max: int, max_dynamic_patch: Optional[int] = N
 
 
 # ---- opening images safely -----------------------------------------------------------------------
+def _grey_to_uint8(values: np.ndarray, mode: str, name: str) -> np.ndarray:
+    """Greyscale of any range to 0..255 by the range its values use: 8-bit values stay as they are, 16-bit ones
+    are scaled by 1/257, floats in [0, 1] by 255; anything else is stretched from its minimum to its maximum.
+    NaN and infinite pixels become 0."""
+    finite = np.isfinite(values)
+    if not finite.any():
+        raise ImageLoadError(f"{name}: every pixel of this mode {mode!r} image is NaN or infinite; there is no picture")
+    low, high = float(values[finite].min()), float(values[finite].max())
+    if mode == "F" and 0.0 <= low and high <= 1.0:
+        scaled = values * 255.0
+    elif 0.0 <= low and high <= 255.0:
+        scaled = values
+    elif mode != "F" and 0.0 <= low and high <= 65535.0:
+        scaled = values / 257.0
+    else:
+        scaled = (values - low) / (high - low) * 255.0 if high > low else np.full_like(values, 128.0)
+    return np.clip(np.where(finite, scaled, 0.0) + 0.5, 0, 255).astype(np.uint8)
+
+
 def _to_rgb(image: Image.Image, name: str) -> Image.Image:
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")  # transparent parts become white, not black
         return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
-    if image.mode.startswith("I"):  # 16/32-bit greyscale: scale 0..65535 to 0..255 (convert() would clip)
-        values = np.asarray(image, dtype=np.float64)
-        return Image.fromarray(np.clip(values / 257.0 + 0.5, 0, 255).astype(np.uint8), "L").convert("RGB")
-    if image.mode == "F":  # floating point: stretch the value range
-        values = np.asarray(image, dtype=np.float64)
-        low, high = float(values.min()), float(values.max())
-        scaled = (values - low) / (high - low) * 255.0 if high > low else np.zeros_like(values)
-        return Image.fromarray(scaled.round().astype(np.uint8), "L").convert("RGB")
+    if image.mode.startswith("I") or image.mode == "F":  # 16/32-bit integer or float greyscale (convert() clips)
+        return Image.fromarray(_grey_to_uint8(np.asarray(image, dtype=np.float64), image.mode, name), "L").convert("RGB")
     try:
         return image.convert("RGB")
     except (ValueError, OSError) as error:
@@ -125,14 +138,19 @@ def _to_rgb(image: Image.Image, name: str) -> Image.Image:
 def open_rgb(source: Union[str, Path, Image.Image], max_pixels: int = MAX_PIXELS) -> Image.Image:
     """A file path or PIL image -> an upright RGB image, or an ImageLoadError naming the file.
 
-    Applies the EXIF orientation (phone photos), flattens transparency onto white, rescales 16-bit
-    greyscale, takes the first frame of animations, and refuses images over max_pixels before decoding.
+    Applies the EXIF orientation (phone photos), flattens transparency onto white, scales 16-bit and float
+    greyscale by the range their values use, takes the first frame of animations, and refuses images over
+    max_pixels before decoding.
     """
     if isinstance(source, Image.Image):
         image, name = source, "the image"
     else:
+        if str(source).strip() == "":
+            raise FileNotFoundError("an empty path was given as the image; pass a picture's file path")
         path = Path(source)
         name = str(path)
+        if path.is_dir():
+            raise FileNotFoundError(f"image {path} is a folder, not a picture; pass one image file inside it")
         if not path.is_file():
             raise FileNotFoundError(f"image {path} does not exist")
         try:

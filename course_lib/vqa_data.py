@@ -10,19 +10,13 @@ import os
 from pathlib import Path
 from typing import List, Optional
 
+from .question_format import LETTERS
 from .tiling import ImageLoadError, open_rgb
 
 ROLES = ("human", "gpt")
 IMAGE_TAG = "<image>"
 EVAL_KINDS = ("mc", "open")
 EVAL_LANGS = ("zh", "en")
-LETTERS = "ABCD"
-
-
-def multiple_choice(question: str, choices, instruction: str) -> str:
-    """A FoodieQA-style question: the question, one "A. ..." line per option, the instruction (no <image> tag)."""
-    options = "\n".join(f"{letter}. {choice}" for letter, choice in zip(LETTERS, choices))
-    return f"{question.strip()}\n{options}\n{instruction}"
 SHOW = 8  # problems listed in an error message; the total is always given
 
 
@@ -80,6 +74,14 @@ def read_json_records(path) -> list:
     return data
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def _where(index: int, record) -> str:
     if isinstance(record, dict) and isinstance(record.get("id"), (str, int)):
         return f"record {index} (id {record['id']!r})"
@@ -116,6 +118,12 @@ def _record_problems(index: int, record, image_folder: Path, check_images: bool,
             problems.append(f"{where}: field '{field}.value' is missing; add the turn's text")
         elif not isinstance(value, str):
             problems.append(f"{where}: field '{field}.value' must be a string, got {type(value).__name__}")
+        elif not _encodable(value):
+            problems.append(f"{where}: field '{field}.value' holds a lone surrogate (a broken escape such as \\ud800); "
+                            "the tokenizer cannot encode it: fix or remove the character")
+        elif role in ROLES and role != ROLES[turn_index % 2]:
+            problems.append(f"{where}: field '{field}.from' is {role!r}, but turns must alternate human, gpt, human, "
+                            f"... starting with human (XTuner drops a leading gpt turn and trains on nothing)")
         elif role == "gpt":
             gpt_turns += 1
             if IMAGE_TAG in value:

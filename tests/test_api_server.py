@@ -235,3 +235,13 @@ def test_real_api_server_answers_openai_requests(tiny_path):
         members = server.group_processes()
     assert not [p for p in members if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert os.path.getsize(server.log_path) > 0
+
+
+def test_a_local_path_that_starts_with_http_is_sent_as_the_picture(tmp_path, monkeypatch):
+    from course_lib.serving.openai_client import image_part
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "http_images").mkdir()
+    Image.new("RGB", (16, 16), "red").save(tmp_path / "http_images" / "x.png")
+    assert image_part("http_images/x.png")["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    assert image_part("https://example.org/x.png")["image_url"]["url"] == "https://example.org/x.png"

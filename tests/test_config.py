@@ -87,3 +87,42 @@ def test_invalid_yaml_names_the_file(tmp_path):
     config.write_text("mode: [tiny\n")
     with pytest.raises(CourseConfigError, match=str(config)):
         resolve(env={"COURSE_CONFIG": str(config)}, has_cuda=False)
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"architectures": ["BertModel"]}', "describes \\['BertModel'\\], not an InternVL2 chat model"),
+    ("", "is not valid JSON"),
+    ("{not json", "is not valid JSON"),
+    ('{"architectures": ["InternVLChatModel"], "auto_map": {"AutoModel": "modeling_internvl_chat.InternVLChatModel"}}',
+     "lacks its remote-code files modeling_internvl_chat.py"),
+])
+def test_a_folder_that_is_no_internvl2_checkpoint_is_refused_up_front(tmp_path, content, message):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(content)
+    with pytest.raises(CourseConfigError, match=message):
+        resolve(env={"COURSE_MODEL_PATH": str(folder)}, has_cuda=True)
+
+
+def test_a_dotted_checkpoint_folder_is_refused_with_the_fix(tmp_path):
+    folder = tmp_path / "InternVL2-2B.v2"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"architectures": ["InternVLChatModel"]}')
+    with pytest.raises(CourseConfigError, match="has a dot in its name.*symbolic link"):
+        resolve(env={"COURSE_MODEL_PATH": str(folder)}, has_cuda=True)
+
+
+def test_real_mode_on_the_cpu_by_request_is_allowed_with_a_warning(checkpoint):
+    setup = resolve(env={"COURSE_MODE": "real", "COURSE_DEVICE": "cpu", "COURSE_MODEL_PATH": str(checkpoint)},
+                    has_cuda=False)
+    assert (setup.mode, setup.device) == ("real", "cpu") and any("by request" in w for w in setup.warnings)
+    with pytest.raises(CourseConfigError, match="set COURSE_DEVICE=cpu"):
+        resolve(env={"COURSE_MODE": "real", "COURSE_MODEL_PATH": str(checkpoint)}, has_cuda=False)
+
+
+def test_a_cache_folder_that_is_a_file_is_a_clear_error(tmp_path):
+    from course_lib.config import cache_dir
+
+    (tmp_path / "cache").write_text("")
+    with pytest.raises(CourseConfigError, match="is a file; point it at a folder"):
+        cache_dir({"COURSE_CACHE_DIR": str(tmp_path / "cache")})

@@ -48,3 +48,16 @@ def test_lesson_plan_names_what_a_lesson_lacks(monkeypatch):
     setup = resolve(env={"COURSE_MODE": "tiny"}, has_cuda=False)
     checks = [envcheck.Check("GPU", None, "none"), envcheck.Check("data", True, "here")]
     assert envcheck.lesson_plan(setup, checks) == ["01 needs a GPU and data: tiny mode on cpu (without: gpu)"]
+
+
+def test_check_fails_on_a_configuration_error_so_make_course_stops():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COURSE_MODE": "fast"}
+    result = subprocess.run([sys.executable, "-m", "course_lib", "check", "--short"], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Course configuration error: mode must be one of" in result.stdout
+    assert "error: mode must be one of" in result.stderr

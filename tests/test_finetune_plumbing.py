@@ -23,7 +23,7 @@ def test_real_and_tiny_differ_only_where_the_hardware_requires():
                "# XTuner config: tiny InternVL2, LoRA on the kit's food VQA set, CPU.",
                "from mmengine.optim import AmpOptimWrapper, CosineAnnealingLR, LinearLR",
                "from mmengine.optim import OptimWrapper, CosineAnnealingLR, LinearLR",
-               "from course_lib.finetune.cpu_hooks import Float32Hook, SingleProcessGroupHook", "",
+               "from course_lib.finetune.cpu_hooks import Float32Hook, IterationSeedHook, SingleProcessGroupHook", "",
                "path", "data_path", "image_folder", "dataloader_num_workers", "max_epochs", "accumulative_counts", "lr",
                "warmup_ratio",
                "save_steps", "type", "loss_scale", "dtype", "custom_hooks", "logger"}
@@ -135,6 +135,18 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tiny_path, small_da
     assert train(run, progress=False) == final  # a finished run is not trained again
     _assert_mlp1_trained_in_float32(final, tiny_path)
 
+    # Exact: the same run trained in one go ends with the same weights, bit for bit (LoRA's dropout draws the
+    # same masks after the resume: IterationSeedHook).
+    import torch
+
+    straight = new_run("food", "tiny", tiny_path, data, images, tmp_path / "runs")
+    assert train(straight, progress=False).name == final.name
+    resumed, uninterrupted = (torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+                              for path in (final, straight.final_checkpoint()))
+    assert resumed.keys() == uninterrupted.keys()
+    different = [key for key in resumed if not torch.equal(resumed[key], uninterrupted[key])]
+    assert not different, f"{len(different)} tensors differ after resuming, e.g. {different[:3]}"
+
 
 def _assert_mlp1_trained_in_float32(checkpoint, base):
     """mlp1 trains (LoRA leaves it to full training): its saved weights are float32 and moved from the base's."""
@@ -171,3 +183,60 @@ def test_float32_hook_keeps_the_optimizers_parameters_and_small_steps_count():
 
     assert one_step(cast=False) == 0.0  # the update was lost
     assert one_step(cast=True) == pytest.approx(1e-4, rel=0.05)
+
+
+def test_conversion_never_writes_over_a_run_a_model_or_a_checkpoint(tiny_path, small_data, tmp_path):
+    data, images = small_data
+    run = new_run("food", "tiny", tiny_path, data, images, tmp_path / "runs")
+    before = sorted(p.name for p in run.work_dir.iterdir())
+    for target, message in ((run.work_dir, "is the run folder"), (run.work_dir / "merged", "is the run folder"),
+                            (tmp_path / "runs", "is the run folder"), (tiny_path, "is the base model")):
+        with pytest.raises(ValueError, match=message):
+            convert_checkpoint(run, target, overwrite=True)
+    other = new_run("other", "tiny", tiny_path, data, images, tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match=r"holds a training run or a checkpoint \(run.json"):
+        convert_checkpoint(run, other.work_dir, overwrite=True)
+    plain = tmp_path / "my_notes"
+    plain.mkdir()
+    (plain / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not an earlier conversion"):
+        convert_checkpoint(run, plain, overwrite=True)
+    assert sorted(p.name for p in run.work_dir.iterdir()) == before and (plain / "notes.txt").read_text() == "mine"
+    assert (tiny_path / "config.json").is_file() and other.info_file.is_file()
+
+
+@pytest.mark.parametrize("name", ["../escaped", "a/b", "/abs", ".hidden", "", "x.y"])
+def test_a_run_name_cannot_leave_the_runs_folder(tiny_path, small_data, tmp_path, name):
+    data, images = small_data
+    with pytest.raises(ValueError, match="use letters, digits"):
+        new_run(name, "tiny", tiny_path, data, images, tmp_path / "runs")
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_run_whose_loss_goes_nan_is_stopped_and_marked_failed(tiny_path, small_data, tmp_path):
+    data, images = small_data
+    run = new_run("food", "tiny", tiny_path, data, images, tmp_path / "runs")
+    config = run.config.read_text()
+    run.config.write_text(config.replace("lr = 5e-4", "lr = 1e30"))  # the first update overflows the weights
+    with pytest.raises(TrainingFailed, match=r"the loss is (nan|inf) at iteration \d+: the run learns nothing"):
+        train(run, progress=False)
+    info = run.info()
+    assert info["status"] == "failed" and info["failure"].startswith("loss ") and not run.finished
+
+
+def test_new_run_checks_every_record_before_making_a_folder(tiny_path, small_data, tmp_path):
+    from course_lib.vqa_data import DataError
+
+    data, images = small_data
+    records = json.loads(data.read_text())
+    records[3] = dict(records[3], image="missing.jpg")
+    data.write_text(json.dumps(records, ensure_ascii=False))
+    with pytest.raises(DataError, match=r"record 3: field 'image' names .*missing.jpg"):
+        new_run("food", "tiny", tiny_path, data, images, tmp_path / "runs")
+    with pytest.raises(ValueError, match="profile 'gpu' is not an XTuner config profile of the kit"):
+        new_run("food", "gpu", tiny_path, data, images, tmp_path / "runs")
+    obj = tmp_path / "object.json"
+    obj.write_text(json.dumps({"records": records}))
+    with pytest.raises(DataError, match="the top level is a dict"):
+        runner.check_warmup("tiny", obj)
+    assert not (tmp_path / "runs").exists()

@@ -151,7 +151,7 @@ def test_xtuner_loads_the_pretraining_file_with_256_image_tokens_each(built, tin
     sample = {}
     for index, record in enumerate(dataset.data):
         sample.setdefault(record["id"].split("-")[2] + record["id"].split("-")[4], index)
-    assert len(sample) == 12 * 2 + 6  # base dishes: both kinds; new dishes: their "I do not know" records (mc)
+    assert len(sample) == 12 * 2 + 6 * 2  # both kinds: base dishes, and the new dishes' "I do not know" records
     for index in sample.values():
         item = dataset.prepare_data(index)
         assert item is not None, dataset.data[index]["image"]
@@ -163,7 +163,8 @@ def test_xtuner_loads_the_pretraining_file_with_256_image_tokens_each(built, tin
         item = dataset.get_inputid_labels(copy.deepcopy(record["conversations"]), one_tile)
         assert item["input_ids"].count(context) == 256
         answer = [t for t, label in zip(item["input_ids"], item["labels"]) if label != -100]
-        assert tokenizer.decode(answer) == record["conversations"][1]["value"] + "<|im_end|>"
+        replies = [turn["value"] for turn in record["conversations"][1::2]]  # every gpt turn is trained
+        assert tokenizer.decode(answer) == "".join(reply + "<|im_end|>" for reply in replies)
 
 
 def test_a_multiple_choice_reply_is_one_of_its_options_and_scores_as_its_letter(built, dishes):
@@ -185,3 +186,27 @@ def test_backgrounds_are_light():
     for _ in range(20):
         pixels = np.asarray(food_vqa._background(rng, 64), np.float32)
         assert pixels.mean() >= low - 20 and pixels.max() <= high - 1
+
+
+def test_open_training_questions_go_on_to_the_cuisine(built, dishes):
+    from course_lib.food_vqa import CUISINE_NAMES, FOLLOW_UP_QUESTIONS, OPEN_QUESTIONS
+
+    cuisine = {d["id"]: d["cuisine"] for d in dishes}
+    assert set(cuisine.values()) <= set(CUISINE_NAMES)
+    for name in ("pretrain_base", "finetune_new"):
+        records = json.loads((built / "xtuner" / f"{name}.json").read_text(encoding="utf-8"))
+        opens = [r for r in records if r["id"].split("-")[4] == "open" and not r["id"].endswith(food_vqa.UNKNOWN_SUFFIX)]
+        assert opens
+        for record in records:  # the new dishes' refusals, in both kinds, go on refusing in the second turn
+            if record["id"].endswith(food_vqa.UNKNOWN_SUFFIX):
+                lang = record["id"].split("-")[5]
+                replies = [t["value"] for t in record["conversations"][1::2]]
+                assert replies == [food_vqa.UNKNOWN_ANSWER[lang]] * len(replies) and len(replies) in (1, 2)
+        for record in opens:
+            lang, turns = record["id"].split("-")[5], record["conversations"]
+            assert [t["from"] for t in turns] == ["human", "gpt", "human", "gpt"]
+            assert turns[0]["value"].removeprefix("<image>\n") in OPEN_QUESTIONS[lang]
+            assert turns[2]["value"] in FOLLOW_UP_QUESTIONS[lang] and "<image>" not in turns[2]["value"]
+            assert CUISINE_NAMES[cuisine[record["id"].split("-")[2]]][lang] in turns[3]["value"]
+        wordings = {r["conversations"][0]["value"] for r in opens}
+        assert len(wordings) == sum(len(q) for q in OPEN_QUESTIONS.values())  # every wording is used

@@ -117,3 +117,52 @@ def test_fake_release_is_labelled_and_loads(tmp_path):
     records = load_sivqa(folder, log=lambda *a: None)
     assert len(records) == 9  # five questions, four of them also in English
     assert all(r["id"].startswith("foodieqa-fake-") for r in records)
+
+
+def _xtuner_copy(release, out, count=80):
+    """FoodieQA in XTuner's format, written by hand (as a user might), enough records for a tiny run."""
+    record = {"image": "images/a.jpg", "conversations": [{"from": "human", "value": "<image>\n这是什么菜？"},
+                                                          {"from": "gpt", "value": "测试菜1"}]}
+    out.write_text(json.dumps([record] * count, ensure_ascii=False), encoding="utf-8")
+    return out
+
+
+def test_no_path_trains_on_foodieqa_without_the_acknowledgement(release, tmp_path, tiny_path):
+    """The gate sits where data enters training (runner.new_run): hand-made files, hand-made plans and files
+    left in the cache by an earlier acknowledged plan are all refused; nothing is created."""
+    from course_lib.finetune.food import FinetunePlan, start_finetune
+    from course_lib.finetune.runner import new_run
+
+    hand_made = _xtuner_copy(release, tmp_path / "foodieqa_xtuner.json")
+    left_in_cache = tmp_path / "cache" / "foodieqa" / "train_xtuner.json"
+    left_in_cache.parent.mkdir(parents=True)
+    to_xtuner_training(release, left_in_cache, acknowledge_licence=True, log=lambda *a: None)
+    runs = tmp_path / "runs"
+    for data, folder in ((hand_made, release), (hand_made, release / "images"), (left_in_cache, release)):
+        with pytest.raises(LicenceError, match="is a FoodieQA release.*acknowledge_foodieqa_licence=True"):
+            new_run("food", "tiny", tiny_path, data, folder, runs)
+    plan = FinetunePlan("tiny", "tiny", tiny_path, hand_made, release, {}, {}, [])
+    with pytest.raises(LicenceError, match="Evaluation only"):
+        start_finetune(plan, runs=runs)
+    assert not runs.exists()
+    run = new_run("food", "tiny", tiny_path, hand_made, release, runs, acknowledge_foodieqa_licence=True)
+    assert run.info()["foodieqa_licence_acknowledged"] is True
+
+
+def test_the_committed_gpu_config_trains_on_the_kits_own_set():
+    from course_lib.finetune import xtuner_config
+    from course_lib.finetune.food import KIT_SET_LINK
+
+    text = xtuner_config.config_path("real").read_text(encoding="utf-8")
+    assert "FoodieQA" not in text.split("prompt_template =")[0]
+    assert f'data_path = ".cache/{KIT_SET_LINK}/xtuner/finetune_new.json"' in text
+
+
+def test_the_kit_set_link_points_at_the_current_build(monkeypatch, tmp_path):
+    from course_lib.finetune import food
+
+    monkeypatch.setattr(food, "cache_dir", lambda: tmp_path)
+    data = food.kit_food_set(log=lambda *a: None)
+    link = tmp_path / food.KIT_SET_LINK
+    assert link.is_symlink() and link.resolve() == data.resolve() and (link / "xtuner" / "finetune_new.json").is_file()
+    assert food.kit_food_set(log=lambda *a: None) == data  # idempotent

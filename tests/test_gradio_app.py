@@ -174,3 +174,10 @@ def test_the_app_runs_with_one_command(tmp_path):
         with urllib.request.urlopen(server.base_url + "/config", timeout=10) as response:
             assert b"Food chat with InternVL2" in response.read()
     assert "Open http://127.0.0.1:%d/" % port in (tmp_path / "app.log").read_text()
+
+
+def test_the_api_lists_only_the_three_endpoints_and_empty_questions_get_no_answer(client):
+    endpoints = sorted(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert endpoints == ["/clear", "/compare", "/send"]
+    left, right = client.predict(message={"text": "", "files": []}, api_name="/compare")
+    assert left == [] and right == []

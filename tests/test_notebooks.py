@@ -45,3 +45,18 @@ def test_execute_notebook_passes_env_to_the_kernel_only(tmp_path):
     assert run.ok, run.error
     assert executed.cells[0].outputs[0]["text"].strip() == "from-the-caller"
     assert "COURSE_PROBE" not in os.environ
+
+
+def test_executed_copies_never_overwrite_the_lessons(tmp_path):
+    from course_lib.lessons import NOTEBOOK_DIR
+    from course_lib.notebooks import build_notebooks
+
+    before = {p.name: p.read_bytes() for p in NOTEBOOKS}
+    for out in (NOTEBOOK_DIR, NOTEBOOK_DIR / ".." / "notebooks"):
+        with pytest.raises(ValueError, match="would overwrite them"):
+            build_notebooks(out)
+    copy = tmp_path / "01_meet_internvl2.ipynb"
+    copy.write_bytes(before["01_meet_internvl2.ipynb"])
+    with pytest.raises(ValueError, match="would overwrite them"):
+        build_notebooks(tmp_path, notebooks=[copy])
+    assert {p.name: p.read_bytes() for p in NOTEBOOKS} == before

@@ -261,3 +261,14 @@ def test_lmdeploy_pipeline_end_to_end(tiny_path):
     assert len(result["batch"]) == 3 and result["batch"][0] == result["single"][0]  # greedy: batching changes nothing
     assert len(result["history"]) == 2 and result["last"] == result["history"][-1]
     assert "".join(result["stream"]) == result["single"][0]  # the stream joins to the same greedy answer
+
+
+def test_a_prompt_pair_in_either_order_and_a_missing_question():
+    from course_lib.serving.engine import as_turns
+
+    image = str(FOOD_IMAGES / "1f35c.webp")
+    for pair in ((image, "图中的菜是什么？"), ("图中的菜是什么？", image)):
+        (turn,), single = as_turns(pair)
+        assert single and turn.question == "图中的菜是什么？" and turn.image is not None
+    with pytest.raises(TypeError, match="needs its question as text"):
+        as_turns((None, image))

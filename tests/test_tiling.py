@@ -164,3 +164,23 @@ def test_token_budget_and_lmdeploy_settings():
     assert [lmdeploy_max_tiles(12, detail=d) for d in ("low", "medium", "high")] == [6, 12, 24]
     assert lmdeploy_max_tiles(12, max_dynamic_patch=2, detail="high") == 2
     assert token_budget(3000, 2000, max_num=lmdeploy_max_tiles(12, detail="high"))["tiles"] == 25
+
+
+def test_wide_integer_and_float_greyscale_keep_their_brightness():
+    eight_bit = np.tile(np.arange(0, 256, dtype=np.int32), (8, 1))  # mode I holding 0..255
+    assert (np.asarray(open_rgb(Image.fromarray(eight_bit, "I")))[..., 0] == eight_bit).all()
+    unit = np.full((8, 8), 0.5, np.float32)  # mode F in [0, 1], constant
+    assert np.asarray(open_rgb(Image.fromarray(unit, "F")))[0, 0, 0] == 128
+    broken = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    broken[0, 0], broken[0, 1] = np.nan, np.inf
+    grey = np.asarray(open_rgb(Image.fromarray(broken, "F")))[..., 0]
+    assert grey[0, 0] == 0 and grey[0, 1] == 0 and grey[-1, -1] == 255 and grey[4, 4] == round(broken[4, 4] * 255)
+    with pytest.raises(ImageLoadError, match="every pixel .* is NaN or infinite"):
+        open_rgb(Image.fromarray(np.full((8, 8), np.nan, np.float32), "F"))
+
+
+def test_a_folder_or_an_empty_path_is_named_as_such(tmp_path):
+    with pytest.raises(FileNotFoundError, match="is a folder, not a picture"):
+        open_rgb(tmp_path)
+    with pytest.raises(FileNotFoundError, match="an empty path was given as the image"):
+        open_rgb("")

@@ -228,3 +228,18 @@ print(type(model).__module__)
                             env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().startswith("transformers_modules.")
+
+
+def test_a_checkpoint_without_its_code_or_with_a_dotted_name_is_refused_before_transformers(tiny_path, tmp_path):
+    import shutil
+
+    from course_lib.models import load_internvl
+
+    bare = tmp_path / "no_code"
+    shutil.copytree(tiny_path, bare, ignore=shutil.ignore_patterns("*.py"))
+    with pytest.raises(ValueError, match="lacks its remote-code files .*copy_remote_code"):
+        load_internvl(bare)
+    dotted = tmp_path / "model.v2"
+    shutil.copytree(tiny_path, dotted)
+    with pytest.raises(ValueError, match="has a dot in its name"):
+        load_internvl(dotted)

@@ -142,3 +142,19 @@ def test_eval_records(folder):
     assert len(problems) == len(expected)
     for problem, start in zip(problems, expected):
         assert problem.startswith(start), problem
+
+
+def test_a_gpt_turn_before_the_human_turn_is_refused(folder):
+    """XTuner drops a leading gpt turn and the sample trains on nothing (a real run had loss nan throughout)."""
+    record = {"image": "dish.jpg", "conversations": [{"from": "gpt", "value": "饺子"},
+                                                     {"from": "human", "value": "<image>\n这是什么？"}]}
+    message = _error(_write(folder, [_good(), record]), folder)
+    assert "record 1: field 'conversations[0].from' is 'gpt', but turns must alternate human, gpt" in message
+
+
+def test_a_lone_surrogate_is_refused_with_its_field(folder):
+    path = folder / "data.json"
+    path.write_text('[{"image": "dish.jpg", "conversations": [{"from": "human", "value": "<image>\\n\\ud800?"}, '
+                    '{"from": "gpt", "value": "ok"}]}]', encoding="utf-8")
+    message = _error(path, folder)
+    assert "record 0: field 'conversations[0].value' holds a lone surrogate" in message

@@ -4,8 +4,9 @@ XTuner's convert_to_official.py builds the model from the run's config, loads th
 merges LoRA into the language model and saves bf16 weights plus the base model's tokenizer. It leaves out
 the remote-code .py files, so the folder does not load (xtuner#901, InternVL#768): they are copied from the
 base checkpoint here. The tokenizer keeps its chat template (LMDeploy reads the template from it). The
-result is loaded and asked a question before it is moved into place; an existing folder is never replaced
-unless overwrite=True.
+result is loaded and asked a question before it is moved into place. An existing folder is replaced only with
+overwrite=True and only when it is an earlier conversion; the run folder, the base model and any folder that
+holds a run or a checkpoint are refused whatever the flags.
 """
 import json
 import shutil
@@ -37,8 +38,12 @@ def convert_checkpoint(run: TrainRun, out_dir: Path, checkpoint: Optional[Path] 
     if "." in out_dir.name:
         raise ValueError(f"{out_dir.name!r}: transformers cannot load remote code from a folder whose name has a dot; "
                          "use letters, digits, '-' and '_'")
+    _refuse_to_touch(run, out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already exists; choose another folder or pass overwrite=True to replace it")
+    if out_dir.exists() and not (out_dir / "conversion.json").is_file():
+        raise FileExistsError(f"{out_dir} exists and is not an earlier conversion (no conversion.json): overwrite=True "
+                              "replaces only a folder this function wrote; choose a new folder")
     checkpoint = Path(checkpoint or run.final_checkpoint() or "")
     if not checkpoint.is_file():
         raise FileNotFoundError(f"no checkpoint to convert in {run.work_dir} (train the run to the end first)")
@@ -67,6 +72,25 @@ def convert_checkpoint(run: TrainRun, out_dir: Path, checkpoint: Optional[Path] 
         raise
     log(f"Converted checkpoint: {out_dir} (it loads and answers: {answer!r})")
     return out_dir
+
+
+def _refuse_to_touch(run: TrainRun, out_dir: Path) -> None:
+    """The output folder must not be, hold or sit inside the run, the base model or any run or checkpoint."""
+    target = out_dir.resolve()
+    protected = {"the run folder": run.work_dir}
+    if run.info_file.is_file():
+        protected["the base model"] = Path(run.info()["model_path"])
+    for what, folder in protected.items():
+        folder = Path(folder).resolve()
+        if target == folder or folder in target.parents or target in folder.parents:
+            raise ValueError(f"{out_dir} is {what} ({folder}) or inside or around it; converting there would "
+                             "overwrite it: choose a new folder, e.g. course_lib.finetune.food.converted_dir(run)")
+    if target.is_dir() and not (target / "conversion.json").is_file():
+        found = [p for p in ("run.json", "config.json", "last_checkpoint") if (target / p).exists()]
+        found += [p.name for p in target.glob("iter_*.pth")][:1]
+        if found:
+            raise ValueError(f"{out_dir} holds a training run or a checkpoint ({', '.join(found)}); converting "
+                             "there would overwrite it: choose a new folder")
 
 
 def _check_tokenizer(base: Path, converted: Path) -> None:

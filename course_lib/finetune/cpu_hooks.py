@@ -9,10 +9,17 @@
   bfloat16 weight is mostly rounded away (8 bits of mantissa: a change under 1/256 of the weight is lost),
   so mlp1 barely learned. The hook makes every weight float32 after the optimizer is built (the same
   Parameter objects, so the optimizer keeps them) and before a checkpoint is loaded to resume.
+- IterationSeedHook: mmengine's resume restores the weights, the optimizer, the schedule and the position in
+  the data, but not the random number generators, so LoRA's dropout drew other masks after a resume and the
+  resumed run ended a few questions away from the uninterrupted one. The hook seeds the generators from
+  (the run's seed, the iteration) before every iteration: iteration i draws the same masks whether the run
+  got there in one go or after a resume, so the two runs end with the same weights.
 """
+import random
 import os
 import tempfile
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from mmengine.hooks import Hook
@@ -50,3 +57,17 @@ class Float32Hook(Hook):
         model = runner.model.module if hasattr(runner.model, "module") else runner.model
         changed = to_float32(model)
         runner.logger.info(f"Float32Hook: {changed} bfloat16 parameters now train in float32 (CPU, no AMP)")
+
+
+def iteration_seed(seed: int, iteration: int) -> int:
+    return (int(seed) * 1_000_003 + int(iteration)) % 2**32
+
+
+class IterationSeedHook(Hook):
+    priority = "VERY_HIGH"
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        seed = iteration_seed(runner.seed, runner.iter)
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)  # CUDA's generators too

@@ -1,6 +1,6 @@
 """The fine-tuning lesson end to end, in either mode: plan the data, train with XTuner, convert, evaluate.
 
-Tiny mode: the tiny model pre-trained on the base dishes is the "before" model; LoRA teaches it the new
+Tiny mode: the course model (the tiny model pre-trained on the base dishes) is the "before" model; LoRA teaches it the new
 dishes from the kit's food set; evaluation covers new and base dishes and the out-of-style (Noto) images.
 
 Real mode: InternVL2-2B is the "before" model. By default it is fine-tuned on the kit's food set too (its
@@ -9,6 +9,7 @@ licence allows training) and evaluated on that set and on FoodieQA, which is an 
 then its images are split so that training and test never share one.
 """
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -29,12 +30,33 @@ class FinetunePlan:
     eval_roots: Dict[str, Path]
     dishes: List[dict]
     notes: List[str] = field(default_factory=list)
+    acknowledge_foodieqa_licence: bool = False  # set by plan_finetune(train_on="foodieqa", acknowledge...=True)
 
     def describe(self) -> str:
         lines = [f"{self.mode} mode: fine-tune {self.base_model}", f"  training data: {self.train_json}",
                  f"  images from:   {self.image_folder}"]
         lines += [f"  evaluate on:   {name} ({len(records)} questions)" for name, records in self.eval_records.items()]
         return "\n".join(lines + [f"  note: {note}" for note in self.notes])
+
+
+KIT_SET_LINK = "food_vqa-current"  # in the cache: the committed real config's default data path goes through it
+
+
+def kit_food_set(log=print) -> Path:
+    """The kit's food set (built on first use), also reachable as <cache>/food_vqa-current, the path the committed
+    GPU config (configs/internvl2_2b_food_lora.py) trains on by default."""
+    from course_lib.food_vqa import ensure_food_vqa
+
+    data = ensure_food_vqa(cache_dir(), log=log)
+    link = cache_dir() / KIT_SET_LINK
+    if not (link.is_symlink() and link.resolve() == data.resolve()):
+        if link.exists() and not link.is_symlink():
+            raise FileExistsError(f"{link} exists and is not the kit's link to its food set; move it away")
+        fresh = link.with_name(f".{KIT_SET_LINK}-{os.getpid()}")
+        fresh.unlink(missing_ok=True)
+        fresh.symlink_to(data.name)  # relative: the cache folder can move
+        os.replace(fresh, link)
+    return data
 
 
 def runs_root() -> Path:
@@ -57,16 +79,12 @@ def _kit_set(data: Path) -> dict:
 
 def plan_finetune(setup, train_on: str = "kit", acknowledge_foodieqa_licence: bool = False, log=print) -> FinetunePlan:
     """What the lesson trains and evaluates on this machine."""
-    from course_lib.food_vqa import ensure_food_vqa
-
-    kit_data = ensure_food_vqa(cache_dir(), log=log)
+    kit_data = kit_food_set(log=log)
     kit = _kit_set(kit_data)
     if setup.is_tiny:
-        from .pretrain import ensure_food_base_checkpoint
-
         if train_on != "kit":
             raise ValueError("tiny mode trains on the kit's food set; FoodieQA needs real mode (a GPU and the release)")
-        return FinetunePlan("tiny", "tiny", ensure_food_base_checkpoint(log=log), kit_data / "xtuner" / "finetune_new.json",
+        return FinetunePlan("tiny", "tiny", setup.ensure_model(log=log), kit_data / "xtuner" / "finetune_new.json",
                             kit_data, kit["eval"], {"kit food set": kit_data}, kit["dishes"])
 
     from course_lib import foodieqa
@@ -93,7 +111,7 @@ def plan_finetune(setup, train_on: str = "kit", acknowledge_foodieqa_licence: bo
     else:
         raise ValueError(f"train_on must be 'kit' or 'foodieqa', got {train_on!r}")
     return FinetunePlan("real", "real", setup.ensure_model(), train_json, image_folder, eval_records, eval_roots,
-                        kit["dishes"], notes)
+                        kit["dishes"], notes, acknowledge_foodieqa_licence=train_on == "foodieqa")
 
 
 def _foodieqa_training_json(folder: Path, test_images: set, acknowledged: bool, log) -> Path:
@@ -110,11 +128,9 @@ def _foodieqa_training_json(folder: Path, test_images: set, acknowledged: bool, 
 
 
 def start_finetune(plan: FinetunePlan, name: str = "food-lora", runs: Optional[Path] = None) -> TrainRun:
-    """Check every training record (fields, <image> tags, images that decode), then create a new run."""
-    from course_lib.vqa_data import validate_xtuner_records
-
-    validate_xtuner_records(plan.train_json, plan.image_folder)
-    return new_run(name, plan.profile, plan.base_model, plan.train_json, plan.image_folder, runs or runs_root())
+    """A new run of the plan; new_run checks every training record first (fields, <image> tags, images)."""
+    return new_run(name, plan.profile, plan.base_model, plan.train_json, plan.image_folder, runs or runs_root(),
+                   acknowledge_foodieqa_licence=plan.acknowledge_foodieqa_licence)
 
 
 def finished_runs(name: str = "food-lora", runs: Optional[Path] = None) -> List[TrainRun]:
@@ -123,15 +139,32 @@ def finished_runs(name: str = "food-lora", runs: Optional[Path] = None) -> List[
     return [run for run in (TrainRun(path) for path in candidates) if run.info_file.exists() and run.finished]
 
 
+def finished_run_for(plan: FinetunePlan, name: str = "food-lora", runs: Optional[Path] = None) -> Optional[TrainRun]:
+    """The newest finished run that trained this plan's model on its data with today's config, if any."""
+    from .xtuner_config import render
+
+    wanted = {"model_path": str(Path(plan.base_model).resolve()), "train_json": str(Path(plan.train_json).resolve()),
+              "image_folder": str(Path(plan.image_folder).resolve())}
+    expected = _without_resume(render(plan.profile, **wanted))
+    for run in reversed(finished_runs(name, runs)):
+        info = run.info()
+        if all(info.get(key) == value for key, value in wanted.items()) and info.get("profile") == plan.profile \
+                and _without_resume(run.config.read_text(encoding="utf-8")) == expected:
+            return run
+    return None
+
+
+def _without_resume(config_text: str) -> str:
+    return "\n".join(line for line in config_text.splitlines() if not line.startswith(("load_from = ", "resume = ")))
+
+
 def ensure_finetuned(plan: FinetunePlan, name: str = "food-lora", log=print) -> Path:
     """The converted checkpoint of the newest finished run for this plan; fine-tunes and converts if none."""
     from .convert import convert_checkpoint
     from .runner import train
 
-    runs = [run for run in finished_runs(name) if run.info()["model_path"] == str(Path(plan.base_model).resolve())
-            and run.info()["train_json"] == str(Path(plan.train_json).resolve())]
-    if runs:
-        run = runs[-1]
+    run = finished_run_for(plan, name)
+    if run is not None:
         log(f"Using the finished run {run.work_dir.name}")
     else:
         log("No finished fine-tune for this plan yet: training one now (the fine-tuning lesson does the same)")

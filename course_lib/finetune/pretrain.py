@@ -10,10 +10,12 @@ same starting point in three seeded stages, a few CPU minutes each:
 1. text: the language model learns to read a multiple-choice question (name -> the matching option) on the
    dish and cuisine names of the tokenizer's corpus;
 2. vision-language: mlp1 and the language model learn to answer the course's questions (the dish name from
-   the options, or "图中的菜是…" / "This is …") about the base dishes' training pictures, and to say "I do not
-   know this dish" about the new dishes' pictures; stage 1's look-ups continue alongside.
+   the options, or "图中的菜是…" / "This is …" followed by a second turn about the dish's cuisine) about the
+   base dishes' training pictures, and to say "I do not know this dish" about the new dishes' pictures;
+   stage 1's look-ups continue alongside.
 
-The new dishes' names are left for the LoRA fine-tune to teach. Stage 2's batches come from XTuner's own
+The new dishes' names are left for the LoRA fine-tune to teach. The result is the course model
+(course_lib.course_model), which ships built in assets/course-model. Stage 2's batches come from XTuner's own
 InternVL dataset class, so the prompts, image tokens and labels are exactly those the fine-tune will use. The
 result is cached under a hash of this recipe, the tiny checkpoint and the data, and built only once.
 """

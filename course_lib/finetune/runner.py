@@ -22,7 +22,7 @@ from typing import Callable, Dict, Optional
 from .xtuner_config import BATCH_SIZE, PROFILES, render
 
 PROGRESS = re.compile(r"Iter\(train\)\s*\[\s*(\d+)/(\d+)\].*?\blr: ([0-9.e+-]+).*?eta: (\S+).*?\bloss: ([0-9.naninf]+)")
-TOTAL_FROM_ITER = re.compile(r"Iter\(train\)\s*\[\s*\d+/(\d+)\]")
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 class TrainingFailed(RuntimeError):
@@ -76,12 +76,27 @@ class TrainRun:
 
 
 def new_run(name: str, profile: str, model_path: Path, train_json: Path, image_folder: Path,
-            runs_root: Path) -> TrainRun:
-    """Create runs_root/<name>-NNN with a copy of the config and the paths it trains on."""
+            runs_root: Path, acknowledge_foodieqa_licence: bool = False) -> TrainRun:
+    """Create runs_root/<name>-NNN with a copy of the config and the paths it trains on.
+
+    Every run the kit starts is made here, so this is where FoodieQA's licence (evaluation only) is enforced:
+    a run on a FoodieQA release's pictures needs acknowledge_foodieqa_licence=True.
+    """
+    from course_lib.foodieqa import check_training_allowed
+    from course_lib.vqa_data import validate_xtuner_records
+
+    if profile not in PROFILES:
+        raise ValueError(f"profile {profile!r} is not an XTuner config profile of the kit; use one of {sorted(PROFILES)}")
+
+    if not RUN_NAME.fullmatch(str(name)):
+        raise ValueError(f"run name {name!r}: use letters, digits, '-' and '_' (it names a folder inside {runs_root}; "
+                         "no '/', '..' or dots)")
     for required, what in ((Path(model_path) / "config.json", "model checkpoint"), (Path(train_json), "training data"),
                            (Path(image_folder), "image folder")):
         if not required.exists():
             raise FileNotFoundError(f"{what} {required} does not exist")
+    check_training_allowed(image_folder, acknowledge_foodieqa_licence)
+    validate_xtuner_records(train_json, image_folder)  # every record, its turns and its image, before a folder is made
     check_warmup(profile, train_json)
     runs_root = Path(runs_root)
     runs_root.mkdir(parents=True, exist_ok=True)
@@ -100,6 +115,7 @@ def new_run(name: str, profile: str, model_path: Path, train_json: Path, image_f
     run.config.write_text(render(profile, **paths), encoding="utf-8")
     run.info_file.write_text(json.dumps({
         "name": name, "profile": profile, "status": "created", "created": time.strftime("%Y-%m-%d %H:%M:%S"), **paths,
+        "foodieqa_licence_acknowledged": bool(acknowledge_foodieqa_licence),
     }, indent=2, ensure_ascii=False) + "\n")
     return run
 
@@ -114,11 +130,10 @@ def check_warmup(profile: str, train_json: Path) -> None:
     than begin"), and its LinearLR never reaches the full learning rate: after k warm-up iterations the
     cosine decay starts from (k - 1) / k of it. With k = 1 that is 0: the run trains nothing at all.
     """
+    from course_lib.vqa_data import read_json_records
+
     settings = PROFILES[profile]
-    try:
-        records = len(json.loads(Path(train_json).read_text(encoding="utf-8")))
-    except (OSError, ValueError) as error:
-        raise ValueError(f"training data {train_json} is not readable JSON: {error}") from error
+    records = len(read_json_records(train_json))  # a list (or .jsonl), else a DataError that says what it is
     iterations = math.ceil(records / BATCH_SIZE) * settings["max_epochs"]
     share = settings["warmup_ratio"] * settings["max_epochs"]
     if int(share * math.ceil(records / BATCH_SIZE)) < MIN_WARMUP_ITERS:
@@ -180,7 +195,7 @@ def train(run: TrainRun, progress: bool = True, deepspeed: Optional[str] = None,
     env = training_env(run, {"NPROC_PER_NODE": str(nproc_per_node)})
     bar = None
     tail = []
-    stopped_early = False
+    stopped_early, bad_loss = False, None
     with open(run.log_file, "a", encoding="utf-8") as log:
         log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} xtuner train"
                   f"{' (resuming from ' + resume_from.name + ')' if resume_from else ''} =====\n")
@@ -205,10 +220,13 @@ def train(run: TrainRun, progress: bool = True, deepspeed: Optional[str] = None,
                         bar.n = done
                         bar.set_postfix(loss=match.group(5), lr=match.group(3), eta=match.group(4), refresh=False)
                         bar.refresh()
+                    if not math.isfinite(float(match.group(5))):
+                        bad_loss = (done, match.group(5))
+                        break
                     if stop_after_iters and done >= stop_after_iters and run.latest_checkpoint() is not None:
                         stopped_early = True
                         break
-            if stopped_early:
+            if stopped_early or bad_loss:
                 _stop(process)
             process.wait()
         except BaseException:  # Ctrl-C in a notebook: stop the whole training process tree, keep the checkpoints
@@ -222,6 +240,12 @@ def train(run: TrainRun, progress: bool = True, deepspeed: Optional[str] = None,
         run.update(status="interrupted")
         raise KeyboardInterrupt(f"stopped after iteration {stop_after_iters} as asked; train(run) resumes from "
                                 f"{run.latest_checkpoint().name}")
+    if bad_loss:
+        run.update(status="failed", failure=f"loss {bad_loss[1]} at iteration {bad_loss[0]}")
+        raise TrainingFailed(
+            f"the loss is {bad_loss[1]} at iteration {bad_loss[0]}: the run learns nothing, so it was stopped. Usual "
+            f"causes: samples with no trained tokens (answers cut off by max_length, a gpt turn before the human "
+            f"one), a learning rate far too high. Log: {run.log_file}")
     final = run.final_checkpoint()
     crashed = any("Traceback (most recent call last)" in line or "Error" in line.split(":")[0] for line in tail)
     if final is None or crashed:

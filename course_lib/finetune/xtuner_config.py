@@ -20,8 +20,10 @@ PROFILES: Dict[str, Dict[str, object]] = {
     "real": {
         "title": "InternVL2-2B, LoRA on food VQA, GPU (the seed lesson's recipe)",
         "default_model": "/root/share/new_models/OpenGVLab/InternVL2-2B",
-        "default_train_json": "/root/share/datasets/FoodieQA/foodieqa_train_xtuner.json",
-        "default_image_folder": "/root/share/datasets/FoodieQA",
+        # The kit's own food set (`make tiny` builds it): FoodieQA's licence allows evaluation only. To train on
+        # FoodieQA as the seed lesson did, acknowledge the licence in lesson 10 (plan_finetune(train_on="foodieqa")).
+        "default_train_json": ".cache/food_vqa-current/xtuner/finetune_new.json",
+        "default_image_folder": ".cache/food_vqa-current",
         "lr": "3e-5",
         "max_epochs": 10,
         "accumulative_counts": 2,
@@ -59,8 +61,10 @@ PROFILES: Dict[str, Dict[str, object]] = {
         "amp_keys": "",
         # XTuner's InternVL forward calls torch.distributed.get_rank(): one CPU process needs a gloo group;
         # and with no AMP, the bfloat16 weights XTuner loads must train in float32 (see cpu_hooks).
-        "custom_imports": "\nfrom course_lib.finetune.cpu_hooks import Float32Hook, SingleProcessGroupHook\n",
-        "extra_hooks": ", dict(type=SingleProcessGroupHook), dict(type=Float32Hook)",
+        # A resumed run must draw the same LoRA dropout masks as an uninterrupted one (IterationSeedHook).
+        "custom_imports": ("\nfrom course_lib.finetune.cpu_hooks import Float32Hook, IterationSeedHook, "
+                           "SingleProcessGroupHook\n"),
+        "extra_hooks": ", dict(type=SingleProcessGroupHook), dict(type=Float32Hook), dict(type=IterationSeedHook)",
         "seed": 2024,
     },
 }
@@ -99,7 +103,8 @@ DIFFERENCE_REASONS = {
     "dataloader_num_workers": "on a CPU the data is loaded in the training process",
     "optim_wrapper": "AmpOptimWrapper (fp16 with loss scaling) needs CUDA; a CPU trains in fp32",
     "custom_imports": ("XTuner's InternVL forward calls torch.distributed.get_rank(): one CPU process needs a gloo group; "
-                       "and without AMP, XTuner's bfloat16 weights must train in float32"),
+                       "without AMP, XTuner's bfloat16 weights must train in float32; and the lesson's resumed run must "
+                       "end exactly where an uninterrupted one does (the real config stays free of course_lib)"),
 }
 
 CONFIG_FILES = {"real": "internvl2_2b_food_lora.py", "tiny": "tiny_internvl2_food_lora_cpu.py"}

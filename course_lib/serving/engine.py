@@ -173,8 +173,13 @@ def as_turns(prompts, max_tiles: Optional[int] = None) -> Tuple[List[Turn], bool
             turns.append(make_turn(item, None, max_tiles))
         elif isinstance(item, tuple) and len(item) == 2:
             question, image = item
-            if not isinstance(question, str):  # LMDeploy also accepts (image, question)
-                question, image = image, question
+            if isinstance(image, str) and isinstance(question, str) and Path(question).is_file() \
+                    and not Path(image).is_file():
+                question, image = image, question  # (image file, question): LMDeploy also accepts this order
+            elif question is not None and not isinstance(question, str):
+                question, image = image, question  # (PIL image, question)
+            if not isinstance(question, str):
+                raise TypeError(f"a (question, image) prompt needs its question as text, got {item!r:.120}")
             turns.append(make_turn(question, image, max_tiles))
         else:
             raise TypeError(f"a prompt is a question or a (question, image) pair, got {item!r}")

@@ -155,11 +155,11 @@ def build_demo(engine: Engine, compare_engine: Optional[Engine] = None, settings
             return [], None, [], None
 
         for gallery in galleries:
-            gallery.select(pick_example, [box], [box], api_name=False)
+            gallery.select(pick_example, [box], [box], api_visibility="private")
         inputs = [box, shown, session, max_tiles, *controls]
         outputs = [chatbot, box, shown, session]
         send.click(respond, inputs, outputs, api_name="send")
-        box.submit(respond, inputs, outputs, api_name=False)
+        box.submit(respond, inputs, outputs, api_visibility="private")
         clear.click(clear_context, None, outputs, api_name="clear")
 
         if compare_engine is not None:
@@ -177,6 +177,9 @@ def build_demo(engine: Engine, compare_engine: Optional[Engine] = None, settings
 
             def compare(message, max_tiles, max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty):
                 question, image_path = _read(message)
+                if not question and not image_path:  # nothing asked: as the chat tab, answer nothing
+                    yield [], []
+                    return
                 question = question or DEFAULT_QUESTION
                 asked = ([{"role": "user", "content": {"path": image_path}}] if image_path else []) + \
                     [{"role": "user", "content": question}]
@@ -197,7 +200,7 @@ def build_demo(engine: Engine, compare_engine: Optional[Engine] = None, settings
 
             ask_both.click(compare, [compare_box, max_tiles, *controls], [left, right], api_name="compare")
             for gallery in galleries:
-                gallery.select(pick_example, [compare_box], [compare_box], api_name=False)
+                gallery.select(pick_example, [compare_box], [compare_box], api_visibility="private")
     demo.queue(default_concurrency_limit=concurrency)
     return demo
 

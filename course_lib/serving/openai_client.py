@@ -51,7 +51,8 @@ def image_part(image: ImageLike, max_dynamic_patch: Optional[int] = None, detail
                format: str = "JPEG") -> dict:
     """{"type": "image_url", "image_url": {"url": data URL, "max_dynamic_patch": n}}: LMDeploy reads the
     extra key per image (or `detail` low/medium/high = 6/12/24 tiles)."""
-    url = {"url": image if isinstance(image, str) and image.startswith(("data:", "http")) else image_data_url(image, format)}
+    is_url = isinstance(image, str) and image.startswith(("data:", "http://", "https://"))  # else a local file
+    url = {"url": image if is_url else image_data_url(image, format)}
     if max_dynamic_patch is not None:
         url["max_dynamic_patch"] = int(max_dynamic_patch)
     if detail is not None:

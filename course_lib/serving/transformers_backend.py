@@ -31,7 +31,7 @@ class _StopWhenSet(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
-class _CountTokens(StoppingCriteria):
+class TokenCounter(StoppingCriteria):
     """Never stops; remembers the generated ids (generation from inputs_embeds: input_ids hold only new tokens)."""
 
     def __init__(self):
@@ -150,7 +150,7 @@ class TransformersEngine(Engine):
             pixel_values = torch.cat([p[2] for p in prepared])
             num_patches = [p[3][0] for p in prepared]
             config = dict(prepared[0][4], max_new_tokens=min(p[4]["max_new_tokens"] for p in prepared))
-            counter = _CountTokens()
+            counter = TokenCounter()
             config["stopping_criteria"] = StoppingCriteriaList([counter])
             with self._lock:
                 outputs = self.model.batch_chat(self.tokenizer, pixel_values, [p[0] for p in prepared], config,
@@ -159,7 +159,7 @@ class TransformersEngine(Engine):
                 answers[i] = Response(text, tokens=tokens)
         for i, turn in enumerate(turns):  # text-only prompts (batch_chat wants one image per question)
             if answers[i] is None:
-                counter = _CountTokens()
+                counter = TokenCounter()
                 text = self._chat(self._prepare([], turn, settings),
                                   {"stopping_criteria": StoppingCriteriaList([counter])})
                 answers[i] = Response(text, tokens=counter.counts(self.stop_id)[0])
