@@ -52,13 +52,14 @@ class CourseSetup:
         return self.data_path
 
     def describe(self) -> str:
+        course_model = "the course model: the tiny InternVL2, pre-trained on the kit's food set"
         if self.model_path is not None:
-            model = str(self.model_path)
+            model = str(self.model_path) + (f" ({course_model})" if self.is_tiny else "")
         else:
             from course_lib.course_model import SHIPPED_DIR, shipped_is_current
 
-            model = (f"{SHIPPED_DIR} (the course model: the tiny InternVL2, pre-trained on the kit's food set)"
-                     if shipped_is_current() else "the course model, built in the cache for these sources on first use")
+            model = (f"{SHIPPED_DIR} ({course_model})" if shipped_is_current()
+                     else "the course model, built in the cache for these sources on first use")
         if self.data_path is not None:
             data = str(self.data_path) + ("" if self.data_path.exists() else "  [missing]")
         elif self.is_tiny:

@@ -55,10 +55,15 @@ def test_cuisines_are_read_longest_name_first():
 
 @pytest.fixture(scope="module")
 def figures():
+    from conftest import REPO_ROOT
     from course_lib.food_vqa import ensure_food_vqa
 
     data = ensure_food_vqa(cache_dir(), log=lambda *_: None)
-    return course_model.measure(course_model.SHIPPED_DIR, data, progress=False)
+    values = course_model.measure(course_model.SHIPPED_DIR, data, progress=False)
+    out = REPO_ROOT / "build" / "test-artefacts" / "course_model_figures.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(values, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return values
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
@@ -79,3 +84,11 @@ def test_it_does_not_know_the_new_dishes_before_the_fine_tune(figures, lang):
 
 def test_answers_end_and_never_repeat_one_token(figures):
     assert figures["ended_within_max_new_tokens"] >= 0.95 and figures["one_token_repeated"] == 0, figures["examples"]
+
+
+def test_the_shipped_remote_code_is_the_kits_own():
+    """A checkpoint folder must carry its remote code; these copies are the kit's sources, byte for byte."""
+    from course_lib.tiny_internvl2.build import REMOTE_CODE_DIR, REMOTE_CODE_FILES
+
+    for name in REMOTE_CODE_FILES:
+        assert (course_model.SHIPPED_DIR / name).read_bytes() == (REMOTE_CODE_DIR / name).read_bytes(), name

@@ -355,3 +355,26 @@ def test_accuracy_plot_copes_with_0_and_100_percent():
     nothing = score(RECORDS, ["no idea"] * len(RECORDS), DISHES)  # every answer unparsed: 0 %
     everything = score(RECORDS, [r["answer_text"] if r["kind"] == "open" else r["answer"] for r in RECORDS], DISHES)
     plt.close(plot_accuracy(nothing, everything))
+
+
+def test_a_checkpoints_evaluation_is_kept_and_read_back(tiny_path, tmp_path, monkeypatch):
+    """evaluate_checkpoint answers once per (weights, records, device, batch size, scoring code); asking again
+    reads the stored result, so lesson 11 does not answer again what the tests just answered."""
+    from course_lib import models
+    from course_lib.finetune import food
+
+    monkeypatch.setattr(food, "cache_dir", lambda: tmp_path / "cache")
+    records = [RECORDS[0], RECORDS[4]]
+    _write_images(tmp_path, records, wide_every=99)
+    plan = food.FinetunePlan("tiny", "tiny", tiny_path, tmp_path / "unused.json", tmp_path, {"set": records},
+                             {"set": tmp_path}, DISHES)
+    first = food.evaluate_checkpoint(tiny_path, plan, progress=False)["set"]
+    stored = list((tmp_path / "cache" / "evaluations").glob("*.json"))
+    assert len(stored) == 1
+    monkeypatch.setattr(models, "load_internvl", lambda *a, **k: pytest.fail("answered again instead of reading"))
+    again = food.evaluate_checkpoint(tiny_path, plan, progress=False)["set"]
+    assert again.rows == first.rows and again.dishes == first.dishes
+    other = food.FinetunePlan("tiny", "tiny", tiny_path, tmp_path / "unused.json", tmp_path, {"set": records[:1]},
+                              {"set": tmp_path}, DISHES)
+    with pytest.raises(pytest.fail.Exception, match="answered again"):
+        food.evaluate_checkpoint(tiny_path, other, progress=False)  # other records: a new evaluation

@@ -176,17 +176,48 @@ def ensure_finetuned(plan: FinetunePlan, name: str = "food-lora", log=print) -> 
     return out
 
 
-def evaluate_checkpoint(path: Path, plan: FinetunePlan, device: str = "cpu", progress: bool = True, batch_size: int = 8):
-    """{eval set name: EvalResult} for one checkpoint folder."""
+def evaluate_checkpoint(path: Path, plan: FinetunePlan, device: str = "cpu", progress: bool = True, batch_size: int = 8,
+                        reuse: bool = True):
+    """{eval set name: EvalResult} for one checkpoint folder.
+
+    Answers are deterministic (greedy), so each result is kept in the cache under a hash of what decides it: the
+    checkpoint's weights and code, the records, the device, the batch size and the scoring code. Asking again
+    (lesson 11 after the tests, a second pass through a lesson) reads the result instead of answering every
+    question again; reuse=False always answers.
+    """
     import torch
 
-    from course_lib.evaluation import evaluate
+    from course_lib.evaluation import EvalResult, evaluate
     from course_lib.models import load_internvl
 
-    model, tokenizer = load_internvl(path, device, torch.float32 if device == "cpu" else None)
-    try:
-        return {name: evaluate(model, tokenizer, records, plan.eval_roots[name], plan.dishes, batch_size=batch_size,
-                               progress=progress, meta={"checkpoint": str(path), "eval_set": name})
-                for name, records in plan.eval_records.items()}
-    finally:
-        del model
+    results, missing = {}, {}
+    for name, records in plan.eval_records.items():
+        stored = _evaluation_file(path, records, device, batch_size)
+        results[name] = EvalResult.from_json(stored) if reuse and stored.is_file() else None
+        if results[name] is None:
+            missing[name] = stored
+    if missing:
+        model, tokenizer = load_internvl(path, device, torch.float32 if device == "cpu" else None)
+        try:
+            for name, stored in missing.items():
+                results[name] = evaluate(model, tokenizer, plan.eval_records[name], plan.eval_roots[name], plan.dishes,
+                                         batch_size=batch_size, progress=progress,
+                                         meta={"checkpoint": str(path), "eval_set": name})
+                partial = stored.with_name(f".{stored.name}.{os.getpid()}")
+                results[name].to_json(partial, overwrite=True)
+                os.replace(partial, stored)
+        finally:
+            del model
+    return results
+
+
+def _evaluation_file(path: Path, records: List[dict], device: str, batch_size: int) -> Path:
+    import hashlib
+
+    from course_lib import evaluation
+
+    digest = hashlib.sha256(json.dumps([records, device, batch_size], sort_keys=True, ensure_ascii=False).encode())
+    for part in sorted(Path(path).glob("*.safetensors")) + sorted(Path(path).glob("*.py")) + [Path(evaluation.__file__)]:
+        digest.update(part.name.encode())
+        digest.update(part.read_bytes())
+    return cache_dir() / "evaluations" / f"{Path(path).name}-{digest.hexdigest()[:16]}.json"
