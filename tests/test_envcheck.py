@@ -27,11 +27,18 @@ def test_missing_real_data_names_the_variable(tmp_path):
     assert envcheck.check_model(setup).ok is True
 
 
-def test_a_non_internvl_checkpoint_is_flagged(tmp_path):
+def test_a_non_internvl_checkpoint_is_flagged(tmp_path, monkeypatch):
+    import pytest
+
+    from course_lib.config import CourseConfigError
+
     (tmp_path / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
-    setup = resolve(env={"COURSE_MODE": "real", "COURSE_MODEL_PATH": str(tmp_path)}, has_cuda=True)
-    check = envcheck.check_model(setup)
-    assert check.ok is False and "LlamaForCausalLM" in check.detail
+    with pytest.raises(CourseConfigError, match="LlamaForCausalLM"):  # refused up front, before anything loads
+        resolve(env={"COURSE_MODE": "real", "COURSE_MODEL_PATH": str(tmp_path)}, has_cuda=True)
+    monkeypatch.setenv("COURSE_MODE", "real")
+    monkeypatch.setenv("COURSE_MODEL_PATH", str(tmp_path))
+    text = envcheck.report(short=True)
+    assert "Course configuration error" in text and "LlamaForCausalLM" in text
 
 
 def test_lesson_plan_lists_each_notebook():
