@@ -4,7 +4,7 @@ It is the tiny checkpoint (course_lib.tiny_internvl2, random weights) after the 
 (course_lib.finetune.pretrain): it names the 12 base dishes of the kit's food set, answers a follow-up about
 their cuisine, and says "I do not know this dish" about the 6 new ones, which the fine-tuning lesson teaches.
 
-The recipe takes about 12 minutes on 2 CPU cores, so the built weights ship in assets/course-model (about
+The recipe takes about 16 minutes on 2 CPU cores, so the built weights ship in assets/course-model (about
 9 MB): `make course` is ready in minutes. assets/course-model/course_model.json holds the recipe hash the
 weights were built from: a hash of the pre-training recipe, of the tiny model's sources and of the food set's
 sources. When those sources change, the shipped copy no longer counts (a test fails until it is rebuilt) and
@@ -54,7 +54,7 @@ def ensure_course_model(cache: Path, log=print, progress: bool = True) -> Path:
     from .finetune.pretrain import ensure_food_base_checkpoint
 
     log(f"assets/course-model was built from other sources (recipe {shipped_hash()}, these sources: {recipe_hash()}); "
-        "using the course model built for these sources in the cache (about 12 CPU minutes the first time; "
+        "using the course model built for these sources in the cache (about 16 CPU minutes the first time; "
         "`make course-model PUBLISH=1` refreshes the shipped copy)")
     return ensure_food_base_checkpoint(cache, log=log, progress=progress)
 
@@ -77,13 +77,6 @@ def weight_differences(a: Path, b: Path) -> Dict[str, float]:
     return {key: float((left[key].float() - right[key].float()).abs().max()) for key in sorted(left)}
 
 
-def _numel(shape) -> int:
-    count = 1
-    for size in shape:
-        count *= int(size)
-    return count
-
-
 def publish(built: Path, target: Path = SHIPPED_DIR, log=print) -> Path:
     """Copy a built course model into target (assets/course-model), keeping its LICENSE and README."""
     import torch
@@ -95,10 +88,9 @@ def publish(built: Path, target: Path = SHIPPED_DIR, log=print) -> Path:
     for name in LICENCE_FILES:
         if (target / name).is_file():
             shutil.copy2(target / name, staging / name)
-    from safetensors import safe_open
+    from safetensors.torch import load_file
 
-    with safe_open(str(staging / "model.safetensors"), "pt") as weights:
-        parameters = sum(_numel(weights.get_slice(key).get_shape()) for key in weights.keys())
+    parameters = sum(tensor.numel() for tensor in load_file(str(staging / "model.safetensors")).values())
     pretrain = json.loads((staging / "pretrain_info.json").read_text(encoding="utf-8"))
     info = {"recipe_hash": built.name.rsplit("-", 1)[1], "built_as": built.name, "parameters": parameters,
             "recipe_seconds": pretrain.get("seconds"), "torch": torch.__version__,
@@ -113,7 +105,7 @@ def publish(built: Path, target: Path = SHIPPED_DIR, log=print) -> Path:
 
 
 def rebuild(cache: Path, publish_to: Optional[Path] = None, log=print) -> dict:
-    """Run the whole recipe in a fresh cache folder and compare the result with the shipped weights."""
+    """Build the course model in cache (reusing a finished build there) and compare it with the shipped weights."""
     from .finetune.pretrain import ensure_food_base_checkpoint
 
     started = time.perf_counter()

@@ -114,7 +114,7 @@ def check_model(setup) -> Check:
                                         f"pre-trained on the food set) at {SHIPPED_DIR}")
         return Check("model", None, f"assets/course-model was built from other sources (recipe {shipped_hash()}, "
                                     f"these sources: {recipe_hash()}): the course model is built in the cache on first "
-                                    "use (about 12 CPU minutes)",
+                                    "use (about 16 CPU minutes)",
                      "`make course-model PUBLISH=1` rebuilds and ships it")
     config = json.loads((setup.model_path / "config.json").read_text())
     arch = (config.get("architectures") or ["?"])[0]

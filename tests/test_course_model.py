@@ -18,7 +18,7 @@ def test_the_shipped_weights_are_built_from_the_current_sources():
     assert course_model.shipped_is_current(), (
         f"assets/course-model was built from recipe {course_model.shipped_hash()}, but the recipe's sources (the "
         f"pre-training recipe, the tiny model, the food set) now hash to {course_model.recipe_hash()}: rebuild it "
-        "with `make course-model PUBLISH=1` (about 12 CPU minutes) and commit assets/course-model")
+        "with `make course-model PUBLISH=1` (about 16 CPU minutes) and commit assets/course-model")
 
 
 def test_the_shipped_weights_are_the_ones_recorded():
