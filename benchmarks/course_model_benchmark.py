@@ -3,7 +3,7 @@ tests (tests/test_course_model.py) check, printed, next to the same architecture
 
     .venv/bin/python benchmarks/course_model_benchmark.py [--split test|ood] [--max-new-tokens 32] [--json OUT]
 
-Both models answer the same questions through the lessons' model.chat calls, one thread, on the CPU
+Both models answer the same questions as the lessons ask them (InternVL2's batch_chat and chat), one thread, on the CPU
 (or --device cuda). The random checkpoint is the reference: it is what every tiny-mode lesson talked to
 before the course model.
 """

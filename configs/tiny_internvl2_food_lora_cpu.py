@@ -15,7 +15,7 @@ from xtuner.engine.runner import TrainLoop
 from xtuner.model import InternVL_V1_5
 from xtuner.utils import PROMPT_TEMPLATE
 
-from course_lib.finetune.cpu_hooks import Float32Hook, IterationSeedHook, SingleProcessGroupHook
+from course_lib.finetune.cpu_hooks import Float32Hook, IterationSeedHook, NoActivationCheckpointingHook, SingleProcessGroupHook
 
 #######################################################################
 #                          PART 1  Settings                           #
@@ -105,7 +105,7 @@ train_cfg = dict(type=TrainLoop, max_epochs=max_epochs)
 #######################################################################
 tokenizer = dict(type=AutoTokenizer.from_pretrained, pretrained_model_name_or_path=path, trust_remote_code=True)
 
-custom_hooks = [dict(type=DatasetInfoHook, tokenizer=tokenizer), dict(type=SingleProcessGroupHook), dict(type=Float32Hook), dict(type=IterationSeedHook)]
+custom_hooks = [dict(type=DatasetInfoHook, tokenizer=tokenizer), dict(type=SingleProcessGroupHook), dict(type=Float32Hook), dict(type=IterationSeedHook), dict(type=NoActivationCheckpointingHook)]
 
 default_hooks = dict(
     timer=dict(type=IterTimerHook),

@@ -142,12 +142,16 @@ def _is_one_token_repeated(ids: List[int]) -> bool:
 
 
 def measure(model_path: Path, data_root: Path, split: str = "test", max_new_tokens: int = 32, device: str = "cpu",
-            progress: bool = True) -> dict:
+            progress: bool = True, cache: Optional[Path] = None, batch_size: int = 8) -> dict:
     """What the lessons show, measured on the food set's held-out pictures, in both languages.
 
-    * multiple choice and open question about base dishes (course_lib.evaluation);
-    * a conversation per picture: the open question, then the cuisine follow-up, with the first turn in the
-      history, as lessons 01, 06 and 08 ask it; right when the second answer names the dish's cuisine only;
+    * multiple choice about base and new dishes: the kit's evaluation of the fine-tuning lessons (the course
+      model is their "before"), kept in the cache's evaluations/ folder, so lesson 11 and the fine-tune's
+      acceptance test read it instead of answering again;
+    * a conversation per picture: the open question, then the cuisine follow-up with the first turn in the
+      history, as lessons 01, 06 and 08 ask it; right when the second answer names the dish's cuisine only.
+      First turns are answered in batches (InternVL2's batch_chat), second turns one by one (model.chat with
+      the history: batch_chat takes none);
     * every conversation answer: does it end with <|im_end|> within max_new_tokens, is it one token repeated;
     * new dishes: the share of open answers that say "I do not know this dish" (before the fine-tune).
     """
@@ -155,40 +159,60 @@ def measure(model_path: Path, data_root: Path, split: str = "test", max_new_toke
     from tqdm.auto import tqdm
     from transformers import StoppingCriteriaList
 
-    from .evaluation import evaluate, parse_dish
+    from .config import cache_dir
+    from .evaluation import evaluate_cached, parse_dish
+    from .finetune.food import kit_set
     from .food_vqa import FOLLOW_UP_QUESTION, UNKNOWN_ANSWER
     from .models import load_internvl
     from .serving.transformers_backend import TokenCounter
     from .tiling import load_image, tiling_settings
-    from .vqa_data import load_eval_records
 
     data_root = Path(data_root)
-    dishes = json.loads((data_root / "dishes.json").read_text(encoding="utf-8"))
-    records = [r for r in load_eval_records(data_root / "eval" / f"{split}.json", data_root) if r["split"] == split]
+    kit = kit_set(data_root)
+    dishes, records = kit["dishes"], kit["eval"]["kit food set"]
+    scored = evaluate_cached(model_path, {"kit food set": (records, data_root)}, dishes,
+                             Path(cache or cache_dir()) / "evaluations", device=device, batch_size=batch_size,
+                             progress=progress)["kit food set"]
     model, tokenizer = load_internvl(model_path, device, torch.float32 if device == "cpu" else None)
     stop_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    scored = evaluate(model, tokenizer, [r for r in records if r["kind"] == "mc"], data_root, dishes,
-                      generation_config={"max_new_tokens": max_new_tokens, "do_sample": False}, progress=progress)
     settings = tiling_settings(model.config)
+
+    def ask(pixels, questions, history=None):
+        """[(answer, generated ids)]: one question per picture, or one follow-up after history."""
+        counter = TokenCounter()
+        config = {"max_new_tokens": max_new_tokens, "do_sample": False,
+                  "stopping_criteria": StoppingCriteriaList([counter])}
+        with torch.no_grad():
+            if history is None:
+                answers = model.batch_chat(tokenizer, torch.cat(pixels), questions, config,
+                                           num_patches_list=[p.shape[0] for p in pixels])
+            else:
+                answers = [model.chat(tokenizer, pixels[0], questions[0], config, history=history)]
+        rows = counter.ids.tolist() if counter.ids is not None else [[] for _ in answers]
+        return list(zip(answers, rows))
+
+    def turn(question, answer, ids):
+        generated = ids[: ids.index(stop_id)] if stop_id in ids else ids
+        return {"question": question, "answer": answer, "ended": stop_id in ids,
+                "repeated": _is_one_token_repeated(generated)}
+
+    opens = [r for r in records if r["kind"] == "open" and r["split"] == split]
     conversations = []
-    opens = [r for r in records if r["kind"] == "open"]
-    for record in tqdm(opens, desc="conversations", unit="picture", disable=not progress):
-        pixels = load_image(data_root / record["image"], **settings).to(model.device, model.dtype)
-        history, turns = None, []
-        for question in (record["question"], FOLLOW_UP_QUESTION[record["lang"]]):
-            counter = TokenCounter()
-            config = {"max_new_tokens": max_new_tokens, "do_sample": False,
-                      "stopping_criteria": StoppingCriteriaList([counter])}
-            with torch.no_grad():
-                answer, history = model.chat(tokenizer, pixels, question, config, history=history, return_history=True)
-            ids = counter.ids[0].tolist() if counter.ids is not None else []
-            generated = ids[: ids.index(stop_id)] if stop_id in ids else ids
-            turns.append({"question": question, "answer": answer, "ended": stop_id in ids,
-                          "repeated": _is_one_token_repeated(generated)})
-        conversations.append({"record": record["id"], "dish": record["dish"], "group": record["group"],
-                              "lang": record["lang"], "cuisine": record["cuisine"], "turns": turns,
-                              "named": parse_dish(turns[0]["answer"], dishes),
-                              "cuisines": cuisines_named(turns[1]["answer"])})
+    with tqdm(total=len(opens), desc="conversations", unit="picture", disable=not progress) as bar:
+        for start in range(0, len(opens), batch_size):
+            batch = opens[start: start + batch_size]
+            pixels = [load_image(data_root / r["image"], **settings).to(model.device, model.dtype) for r in batch]
+            firsts = ask(pixels, [r["question"] for r in batch])
+            for record, picture, (answer, ids) in zip(batch, pixels, firsts):
+                follow_up = FOLLOW_UP_QUESTION[record["lang"]]
+                first = record["question"] if "<image>" in record["question"] else "<image>\n" + record["question"]
+                history = [(first, answer)]  # as chat() records its first turn
+                (second, second_ids), = ask([picture], [follow_up], history)
+                turns = [turn(record["question"], answer, ids), turn(follow_up, second, second_ids)]
+                conversations.append({"record": record["id"], "dish": record["dish"], "group": record["group"],
+                                      "lang": record["lang"], "cuisine": record["cuisine"], "turns": turns,
+                                      "named": parse_dish(answer, dishes), "cuisines": cuisines_named(second)})
+            bar.update(len(batch))
 
     def share(rows, test) -> Optional[float]:
         return round(sum(bool(test(row)) for row in rows) / len(rows), 4) if rows else None
@@ -199,10 +223,10 @@ def measure(model_path: Path, data_root: Path, split: str = "test", max_new_toke
         base = [c for c in conversations if c["group"] == "base" and lang in (None, c["lang"])]
         new = [c for c in conversations if c["group"] == "new" and lang in (None, c["lang"])]
         figures[key] = {
-            "base_mc": scored.accuracy(group="base", kind="mc", lang=lang),
+            "base_mc": scored.accuracy(group="base", split=split, kind="mc", lang=lang),
             "base_open": share(base, lambda c: c["named"] == c["dish"]),
             "base_follow_up": share(base, lambda c: c["cuisines"] == [c["cuisine"]]),
-            "new_mc": scored.accuracy(group="new", kind="mc", lang=lang),
+            "new_mc": scored.accuracy(group="new", split=split, kind="mc", lang=lang),
             "new_says_unknown": share(new, lambda c: any(UNKNOWN_ANSWER[x].rstrip("。.") in c["turns"][0]["answer"]
                                                          for x in UNKNOWN_ANSWER)),
             "conversations": len(base) + len(new),

@@ -60,6 +60,7 @@ fixed and broken counts, which is sharper than comparing two intervals.
 """
 import json
 import math
+import os
 import re
 import textwrap
 import unicodedata
@@ -543,6 +544,55 @@ def evaluate(model, tokenizer, records: Sequence[dict], dataset_root, dishes: Se
     notes = {"generation_config": dict(DEFAULT_GENERATION if generation_config is None else generation_config),
              "dataset_root": str(dataset_root)}
     return score(records, answers, dishes, meta={**notes, **(meta or {})})
+
+
+def evaluation_file(path, records: Sequence[dict], device: str, batch_size: int, cache) -> Path:
+    """Where the result of one checkpoint on one record list is kept: named by a hash of what decides it."""
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps([list(records), device, batch_size], sort_keys=True,
+                                       ensure_ascii=False).encode())
+    for part in sorted(Path(path).glob("*.safetensors")) + sorted(Path(path).glob("*.py")) + [Path(__file__)]:
+        digest.update(part.name.encode())
+        digest.update(part.read_bytes())
+    return Path(cache) / f"{Path(path).name}-{digest.hexdigest()[:16]}.json"
+
+
+def evaluate_cached(path, sets: Mapping[str, Tuple[Sequence[dict], object]], dishes: Sequence[dict], cache,
+                    device: str = "cpu", batch_size: int = 8, progress: bool = True,
+                    reuse: bool = True) -> Dict[str, EvalResult]:
+    """{set name: EvalResult} for the checkpoint folder `path` on each (records, dataset_root) of `sets`.
+
+    Answers are deterministic (greedy), so each result is kept in the folder `cache` under a hash of what decides
+    it: the checkpoint's weights and code, the records, the device, the batch size and this module (the scoring).
+    Asking again (lesson 11 after the tests, the course model's figures and the fine-tune's "before") reads the
+    result instead of answering every question again; reuse=False always answers. The model is loaded once,
+    only when some set has no kept result.
+    """
+    import torch
+
+    from .models import load_internvl
+
+    results, missing = {}, {}
+    for name, (records, _) in sets.items():
+        stored = evaluation_file(path, records, device, batch_size, cache)
+        results[name] = EvalResult.from_json(stored) if reuse and stored.is_file() else None
+        if results[name] is None:
+            missing[name] = stored
+    if missing:
+        model, tokenizer = load_internvl(path, device, torch.float32 if device == "cpu" else None)
+        try:
+            for name, stored in missing.items():
+                records, root = sets[name]
+                results[name] = evaluate(model, tokenizer, records, root, dishes, batch_size=batch_size,
+                                         progress=progress, meta={"checkpoint": str(path), "eval_set": name})
+                stored.parent.mkdir(parents=True, exist_ok=True)
+                partial = stored.with_name(f".{stored.name}.{os.getpid()}")
+                results[name].to_json(partial, overwrite=True)
+                os.replace(partial, stored)
+        finally:
+            del model
+    return results
 
 
 # ---- before and after --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ The tiles and pixel values are identical to XTuner's and InternVL's preprocessin
 version cuts tiles from one normalised array instead of cropping and converting each tile separately.
 """
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
@@ -171,6 +172,23 @@ def open_rgb(source: Union[str, Path, Image.Image], max_pixels: int = MAX_PIXELS
     except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt data
         raise ImageLoadError(f"{name} could not be decoded ({error}); the file may be truncated or corrupt") from error
     return _to_rgb(image, name)
+
+
+EXIF_ORIENTATION = 0x0112
+
+
+def plain_reading_differs(source: Union[str, Path, Image.Image]) -> Optional[str]:
+    """Why a plain ``Image.open(path).convert("RGB")`` (XTuner's training loader) would see other pixels than
+    open_rgb, or None when both read the same picture. Reads the header only."""
+    with (nullcontext(source) if isinstance(source, Image.Image) else Image.open(source)) as image:
+        orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+        if orientation not in (None, 1):
+            return f"EXIF orientation {orientation}: stored turned or mirrored, shown upright"
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            return f"mode {image.mode} with transparency: flattened onto white, not dropped"
+        if image.mode.startswith("I") or image.mode == "F":
+            return f"mode {image.mode} greyscale: scaled to 0..255, not clipped"
+    return None
 
 
 # ---- image -> tiles -> pixel values --------------------------------------------------------------

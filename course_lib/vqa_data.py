@@ -28,7 +28,7 @@ class DataError(ValueError):
         self.problems = problems or []
 
 
-def _raise_if_any(path: Path, problems: List[str], what: str) -> None:
+def raise_if_any(path: Path, problems: List[str], what: str) -> None:
     if not problems:
         return
     shown = "\n".join(f"  - {p}" for p in problems[:SHOW])
@@ -185,7 +185,7 @@ def validate_xtuner_records(json_path, image_folder, check_images: bool = True) 
     problems, image_cache = [], {}
     for index, record in enumerate(records):
         problems += _record_problems(index, record, image_folder, check_images, image_cache)
-    _raise_if_any(json_path, problems, f"{len(records)} records")
+    raise_if_any(json_path, problems, f"{len(records)} records")
     return records
 
 
@@ -247,5 +247,5 @@ def load_eval_records(path, image_folder=None) -> list:
         if image_folder is not None and not os.path.isfile(Path(image_folder) / record["image"]):
             problems.append(f"{_where(index, record)}: field 'image' names {Path(image_folder) / record['image']}, "
                             "which does not exist; check the image folder")
-    _raise_if_any(path, problems, f"{len(records)} evaluation records")
+    raise_if_any(path, problems, f"{len(records)} evaluation records")
     return records

@@ -23,7 +23,8 @@ def test_real_and_tiny_differ_only_where_the_hardware_requires():
                "# XTuner config: tiny InternVL2, LoRA on the kit's food VQA set, CPU.",
                "from mmengine.optim import AmpOptimWrapper, CosineAnnealingLR, LinearLR",
                "from mmengine.optim import OptimWrapper, CosineAnnealingLR, LinearLR",
-               "from course_lib.finetune.cpu_hooks import Float32Hook, IterationSeedHook, SingleProcessGroupHook", "",
+               "from course_lib.finetune.cpu_hooks import Float32Hook, IterationSeedHook, NoActivationCheckpointingHook, "
+               "SingleProcessGroupHook", "",
                "path", "data_path", "image_folder", "dataloader_num_workers", "max_epochs", "accumulative_counts", "lr",
                "warmup_ratio",
                "save_steps", "type", "loss_scale", "dtype", "custom_hooks", "logger"}

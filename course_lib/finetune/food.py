@@ -67,7 +67,8 @@ def converted_dir(run: TrainRun) -> Path:
     return cache_dir() / "converted" / run.work_dir.name
 
 
-def _kit_set(data: Path) -> dict:
+def kit_set(data: Path) -> dict:
+    """The kit food set's dish table and its evaluation records (held-out test and out-of-style pictures)."""
     from course_lib.vqa_data import load_eval_records
 
     return {
@@ -80,7 +81,7 @@ def _kit_set(data: Path) -> dict:
 def plan_finetune(setup, train_on: str = "kit", acknowledge_foodieqa_licence: bool = False, log=print) -> FinetunePlan:
     """What the lesson trains and evaluates on this machine."""
     kit_data = kit_food_set(log=log)
-    kit = _kit_set(kit_data)
+    kit = kit_set(kit_data)
     if setup.is_tiny:
         if train_on != "kit":
             raise ValueError("tiny mode trains on the kit's food set; FoodieQA needs real mode (a GPU and the release)")
@@ -145,11 +146,12 @@ def finished_run_for(plan: FinetunePlan, name: str = "food-lora", runs: Optional
 
     wanted = {"model_path": str(Path(plan.base_model).resolve()), "train_json": str(Path(plan.train_json).resolve()),
               "image_folder": str(Path(plan.image_folder).resolve())}
-    expected = _without_resume(render(plan.profile, **wanted))
     for run in reversed(finished_runs(name, runs)):
         info = run.info()
+        # A run whose pictures were normalised trains on its own copy of the records (finetune.data_check).
+        expected = render(plan.profile, **{**wanted, "train_json": info.get("trained_on", wanted["train_json"])})
         if all(info.get(key) == value for key, value in wanted.items()) and info.get("profile") == plan.profile \
-                and _without_resume(run.config.read_text(encoding="utf-8")) == expected:
+                and _without_resume(run.config.read_text(encoding="utf-8")) == _without_resume(expected):
             return run
     return None
 
@@ -178,46 +180,10 @@ def ensure_finetuned(plan: FinetunePlan, name: str = "food-lora", log=print) -> 
 
 def evaluate_checkpoint(path: Path, plan: FinetunePlan, device: str = "cpu", progress: bool = True, batch_size: int = 8,
                         reuse: bool = True):
-    """{eval set name: EvalResult} for one checkpoint folder.
+    """{eval set name: EvalResult} for one checkpoint folder on the plan's evaluation sets, each kept in the
+    cache (course_lib.evaluation.evaluate_cached): asking again reads the result; reuse=False always answers."""
+    from course_lib.evaluation import evaluate_cached
 
-    Answers are deterministic (greedy), so each result is kept in the cache under a hash of what decides it: the
-    checkpoint's weights and code, the records, the device, the batch size and the scoring code. Asking again
-    (lesson 11 after the tests, a second pass through a lesson) reads the result instead of answering every
-    question again; reuse=False always answers.
-    """
-    import torch
-
-    from course_lib.evaluation import EvalResult, evaluate
-    from course_lib.models import load_internvl
-
-    results, missing = {}, {}
-    for name, records in plan.eval_records.items():
-        stored = _evaluation_file(path, records, device, batch_size)
-        results[name] = EvalResult.from_json(stored) if reuse and stored.is_file() else None
-        if results[name] is None:
-            missing[name] = stored
-    if missing:
-        model, tokenizer = load_internvl(path, device, torch.float32 if device == "cpu" else None)
-        try:
-            for name, stored in missing.items():
-                results[name] = evaluate(model, tokenizer, plan.eval_records[name], plan.eval_roots[name], plan.dishes,
-                                         batch_size=batch_size, progress=progress,
-                                         meta={"checkpoint": str(path), "eval_set": name})
-                partial = stored.with_name(f".{stored.name}.{os.getpid()}")
-                results[name].to_json(partial, overwrite=True)
-                os.replace(partial, stored)
-        finally:
-            del model
-    return results
-
-
-def _evaluation_file(path: Path, records: List[dict], device: str, batch_size: int) -> Path:
-    import hashlib
-
-    from course_lib import evaluation
-
-    digest = hashlib.sha256(json.dumps([records, device, batch_size], sort_keys=True, ensure_ascii=False).encode())
-    for part in sorted(Path(path).glob("*.safetensors")) + sorted(Path(path).glob("*.py")) + [Path(evaluation.__file__)]:
-        digest.update(part.name.encode())
-        digest.update(part.read_bytes())
-    return cache_dir() / "evaluations" / f"{Path(path).name}-{digest.hexdigest()[:16]}.json"
+    sets = {name: (records, plan.eval_roots[name]) for name, records in plan.eval_records.items()}
+    return evaluate_cached(path, sets, plan.dishes, cache_dir() / "evaluations", device=device, progress=progress,
+                           batch_size=batch_size, reuse=reuse)

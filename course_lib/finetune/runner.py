@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -80,8 +81,12 @@ def new_run(name: str, profile: str, model_path: Path, train_json: Path, image_f
     """Create runs_root/<name>-NNN with a copy of the config and the paths it trains on.
 
     Every run the kit starts is made here, so this is where FoodieQA's licence (evaluation only) is enforced:
-    a run on a FoodieQA release's pictures needs acknowledge_foodieqa_licence=True.
+    a run on a FoodieQA release's pictures needs acknowledge_foodieqa_licence=True. It is also where the data
+    is checked (finetune.data_check): every record's shape and picture, then, under the run's own config,
+    that every record leaves tokens to learn from and keeps its image tokens; pictures that XTuner would read
+    differently from the rest of the kit are normalised into the run folder (run.json lists them).
     """
+    from course_lib.finetune.data_check import check_tokens, normalise_images, write_records
     from course_lib.foodieqa import check_training_allowed
     from course_lib.vqa_data import validate_xtuner_records
 
@@ -96,7 +101,7 @@ def new_run(name: str, profile: str, model_path: Path, train_json: Path, image_f
         if not required.exists():
             raise FileNotFoundError(f"{what} {required} does not exist")
     check_training_allowed(image_folder, acknowledge_foodieqa_licence)
-    validate_xtuner_records(train_json, image_folder)  # every record, its turns and its image, before a folder is made
+    records = validate_xtuner_records(train_json, image_folder)  # every record, its turns and its image, before a folder is made
     check_warmup(profile, train_json)
     runs_root = Path(runs_root)
     runs_root.mkdir(parents=True, exist_ok=True)
@@ -111,10 +116,19 @@ def new_run(name: str, profile: str, model_path: Path, train_json: Path, image_f
     run = TrainRun(work_dir)
     paths = {"model_path": str(Path(model_path).resolve()), "train_json": str(Path(train_json).resolve()),
              "image_folder": str(Path(image_folder).resolve())}
-    run.config.parent.mkdir()
-    run.config.write_text(render(profile, **paths), encoding="utf-8")
+    try:  # the folder holds nothing but what this call writes: on a refusal it goes again
+        trained_on, normalised = normalise_images(records, Path(image_folder), work_dir)
+        data = {"trained_on": str(write_records(trained_on, work_dir / "train_records.json"))} if normalised else {}
+        run.config.parent.mkdir()
+        run.config.write_text(render(profile, **{**paths, "train_json": data.get("trained_on", paths["train_json"])}),
+                              encoding="utf-8")
+        check_tokens(run.config)
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
     run.info_file.write_text(json.dumps({
         "name": name, "profile": profile, "status": "created", "created": time.strftime("%Y-%m-%d %H:%M:%S"), **paths,
+        **data, "normalised_images": normalised,
         "foodieqa_licence_acknowledged": bool(acknowledge_foodieqa_licence),
     }, indent=2, ensure_ascii=False) + "\n")
     return run

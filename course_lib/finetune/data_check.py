@@ -1,0 +1,110 @@
+"""What XTuner will train on, checked before a run starts: the pictures it opens and the tokens it learns from.
+
+course_lib.vqa_data.validate_xtuner_records checks a training file's shape (roles, tags, images that exist
+and decode). Two things it cannot see depend on the run itself, and new_run checks them here:
+
+- **Pictures.** XTuner's dataset opens a picture with a plain ``convert("RGB")``. The rest of the kit (the
+  validator, evaluation, both serving backends, the lessons) opens it with ``tiling.open_rgb``: EXIF
+  orientation applied, transparency flattened onto white, 16-bit greyscale scaled. A phone photo stored
+  sideways would be trained sideways and served upright. So the kit's rule holds in training too: a picture
+  that the two readings see differently is written, as open_rgb reads it, into the run folder
+  (``normalised-images/``), and the run trains on a copy of the records that points there. The user's files
+  are never changed.
+- **Tokens.** XTuner tokenizes each record with the run's tokenizer, chat template and ``max_length``, and cuts
+  what is longer. A question so long that nothing of the answer is left, or an ``<image>`` tag so far in that
+  its image tokens are cut off, trains on nothing (or on text without its picture) with only a log line.
+  check_tokens builds the run's own XTuner dataset from the run's config and asks it how each record comes
+  out, so the check cannot drift from what training does.
+"""
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+from course_lib.tiling import open_rgb, plain_reading_differs, plan_tiles
+from course_lib.vqa_data import raise_if_any
+
+IGNORE_INDEX = -100  # xtuner.utils.IGNORE_INDEX: a label that is not trained on
+NORMALISED_DIR = "normalised-images"
+QUIET_LOGGER = "course-kit-data-check"
+
+
+def _image_of(record: dict):
+    image = record.get("image")
+    return image[0] if isinstance(image, list) and len(image) == 1 else image
+
+
+def normalise_images(records: List[dict], image_folder: Path, run_dir: Path) -> Tuple[List[dict], Dict[str, str]]:
+    """The records as XTuner should read them, and {image path in the records: why it was normalised}.
+
+    Pictures that a plain convert("RGB") reads differently from open_rgb are saved (PNG, as open_rgb reads
+    them) under run_dir/normalised-images/, and the records that show them point there by absolute path
+    (XTuner joins image_folder with a record's path; an absolute path stays itself). Other records are
+    returned unchanged, and nothing outside run_dir is written.
+    """
+    reasons: Dict[str, str] = {}
+    written: Dict[str, str] = {}
+    out = []
+    for record in records:
+        image = _image_of(record)
+        if isinstance(image, str) and image not in reasons and image not in written:
+            reason = plain_reading_differs(Path(image_folder) / image)
+            if reason:
+                target = Path(run_dir) / NORMALISED_DIR / f"{len(written):05d}-{Path(image).stem}.png"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                open_rgb(Path(image_folder) / image).save(target)
+                reasons[image], written[image] = reason, str(target.resolve())
+            else:
+                written.setdefault(image, "")
+        if isinstance(image, str) and written.get(image):
+            record = dict(record, image=written[image])
+        out.append(record)
+    return out, reasons
+
+
+def check_tokens(config_file: Path) -> int:
+    """Tokenize every record as the run's XTuner dataset will; a DataError lists the records that would train
+    on nothing or lose their picture. Returns the number of records checked."""
+    from mmengine.config import Config
+    from mmengine.logging import MMLogger
+    from xtuner.registry import BUILDER
+
+    config = Config.fromfile(str(config_file))
+    # XTuner's dataset logs every file it reads and every cut to mmengine's current logger (stdout by default);
+    # a logger of warnings only keeps a lesson's output to what matters. Training logs in its own process.
+    if not MMLogger.check_instance_created(QUIET_LOGGER):
+        MMLogger.get_instance(QUIET_LOGGER, log_level="WARNING")
+    dataset = BUILDER.build(config.train_dataloader.dataset)
+    context_id = dataset.tokenizer.convert_tokens_to_ids(dataset.IMG_CONTEXT_TOKEN)
+    max_length = dataset.max_length
+    problems = []
+    for index, (record, folder) in enumerate(zip(dataset.data, dataset.image_folder)):
+        image, image_tokens, token_str = _image_of(record), 0, None
+        if image is not None:
+            from PIL import Image
+
+            with Image.open(os.path.join(folder, image)) as picture:  # the size XTuner tiles (no EXIF turn)
+                size = picture.size
+            tiles = plan_tiles(*size, dataset.min_dynamic_patch, dataset.max_dynamic_patch, dataset.image_size,
+                               dataset.use_thumbnail).tiles
+            image_tokens = tiles * dataset.patch_token
+            token_str = dataset.IMG_START_TOKEN + dataset.IMG_CONTEXT_TOKEN * image_tokens + dataset.IMG_END_TOKEN
+        tokens = dataset.get_inputid_labels(copy.deepcopy(record["conversations"]), token_str)
+        where = f"record {index}" + (f" (id {record['id']!r})" if isinstance(record.get("id"), (str, int)) else "")
+        if not any(label != IGNORE_INDEX for label in tokens["labels"]):
+            problems.append(f"{where}: after cutting to max_length = {max_length} tokens no answer token is left to "
+                            "learn from (the image and the questions fill it); shorten the question, use a smaller "
+                            "picture (fewer tiles) or raise max_length")
+        elif image_tokens and tokens["input_ids"].count(context_id) != image_tokens:
+            problems.append(f"{where}: its {image_tokens} image tokens do not fit in max_length = {max_length} "
+                            "(text before the <image> tag pushes them past the cut), so it would train without "
+                            "its picture; put <image> at the start of the first question or shorten the text")
+    raise_if_any(Path(config.data_path), problems,
+                 f"{len(dataset.data)} records under this run's tokenizer, chat template and max_length")
+    return len(dataset.data)
+
+
+def write_records(records: List[dict], path: Path) -> Path:
+    path.write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return path
