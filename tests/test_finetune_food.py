@@ -52,7 +52,7 @@ def resumed(plan, figures):
     run = start_finetune(plan)  # a new folder in the cache's runs/, never an earlier run's
     started = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
-        train(run, progress=False, stop_after_iters=32)  # at a checkpoint (save_steps 16): no iteration is done twice
+        train(run, progress=False, stop_after_iters=32)  # resumes from iter_16.pth (saved every 16)
     assert run.info()["status"] == "interrupted" and run.latest_checkpoint() is not None
     final = train(run, progress=False)
     seconds = time.perf_counter() - started
