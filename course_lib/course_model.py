@@ -142,7 +142,7 @@ def _is_one_token_repeated(ids: List[int]) -> bool:
 
 
 def measure(model_path: Path, data_root: Path, split: str = "test", max_new_tokens: int = 32, device: str = "cpu",
-            progress: bool = True, cache: Optional[Path] = None, batch_size: int = 8) -> dict:
+            progress: bool = True, batch_size: int = 8) -> dict:
     """What the lessons show, measured on the food set's held-out pictures, in both languages.
 
     * multiple choice about base and new dishes: the kit's evaluation of the fine-tuning lessons (the course
@@ -159,9 +159,8 @@ def measure(model_path: Path, data_root: Path, split: str = "test", max_new_toke
     from tqdm.auto import tqdm
     from transformers import StoppingCriteriaList
 
-    from .config import cache_dir
     from .evaluation import evaluate_cached, parse_dish
-    from .finetune.food import kit_set
+    from .finetune.food import evaluations_dir, kit_set
     from .food_vqa import FOLLOW_UP_QUESTION, UNKNOWN_ANSWER
     from .models import load_internvl
     from .serving.transformers_backend import TokenCounter
@@ -170,9 +169,8 @@ def measure(model_path: Path, data_root: Path, split: str = "test", max_new_toke
     data_root = Path(data_root)
     kit = kit_set(data_root)
     dishes, records = kit["dishes"], kit["eval"]["kit food set"]
-    scored = evaluate_cached(model_path, {"kit food set": (records, data_root)}, dishes,
-                             Path(cache or cache_dir()) / "evaluations", device=device, batch_size=batch_size,
-                             progress=progress)["kit food set"]
+    scored = evaluate_cached(model_path, {"kit food set": (records, data_root)}, dishes, evaluations_dir(),
+                             device=device, batch_size=batch_size, progress=progress)["kit food set"]
     model, tokenizer = load_internvl(model_path, device, torch.float32 if device == "cpu" else None)
     stop_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
     settings = tiling_settings(model.config)

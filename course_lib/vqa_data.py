@@ -82,14 +82,20 @@ def _encodable(text: str) -> bool:
         return False
 
 
-def _where(index: int, record) -> str:
+def describe_record(index: int, record) -> str:
     if isinstance(record, dict) and isinstance(record.get("id"), (str, int)):
         return f"record {index} (id {record['id']!r})"
     return f"record {index}"
 
 
+def record_image(record: dict):
+    """A record's image path as XTuner takes it (it accepts a one-element list too), or None."""
+    image = record.get("image")
+    return image[0] if isinstance(image, list) and len(image) == 1 else image
+
+
 def _record_problems(index: int, record, image_folder: Path, check_images: bool, image_cache: dict) -> List[str]:
-    where = _where(index, record)
+    where = describe_record(index, record)
     if not isinstance(record, dict):
         return [f"{where}: is a {type(record).__name__}, not an object; each record is "
                 "{\"image\": ..., \"conversations\": [...]}"]
@@ -136,9 +142,7 @@ def _record_problems(index: int, record, image_folder: Path, check_images: bool,
     if conversations and gpt_turns == 0 and not any(p.startswith(where + ": field 'conversations[") for p in problems):
         problems.append(f"{where}: field 'conversations' has no gpt turn, so there is nothing to learn; add the answer")
 
-    image = record.get("image")
-    if isinstance(image, list) and len(image) == 1:  # XTuner accepts a one-element list
-        image = image[0]
+    image = record_image(record)
     if image is None:
         if tags:
             problems.append(f"{where}: field 'conversations' has {tags} {IMAGE_TAG} tag(s) but the record has no "
@@ -191,7 +195,7 @@ def validate_xtuner_records(json_path, image_folder, check_images: bool = True) 
 
 # ---- evaluation records ----------------------------------------------------------------------------
 def _eval_problems(index: int, record) -> List[str]:
-    where = _where(index, record)
+    where = describe_record(index, record)
     if not isinstance(record, dict):
         return [f"{where}: is a {type(record).__name__}, not an object"]
     problems = []
@@ -239,13 +243,13 @@ def load_eval_records(path, image_folder=None) -> list:
         record_id = record.get("id") if isinstance(record, dict) else None
         if isinstance(record_id, str):
             if record_id in seen:
-                problems.append(f"{_where(index, record)}: field 'id' repeats record {seen[record_id]}; ids must be "
+                problems.append(f"{describe_record(index, record)}: field 'id' repeats record {seen[record_id]}; ids must be "
                                 "unique (results are matched to records by id)")
             seen.setdefault(record_id, index)
         if found:
             continue
         if image_folder is not None and not os.path.isfile(Path(image_folder) / record["image"]):
-            problems.append(f"{_where(index, record)}: field 'image' names {Path(image_folder) / record['image']}, "
+            problems.append(f"{describe_record(index, record)}: field 'image' names {Path(image_folder) / record['image']}, "
                             "which does not exist; check the image folder")
     raise_if_any(path, problems, f"{len(records)} evaluation records")
     return records

@@ -20,47 +20,44 @@ import copy
 import json
 import os
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
+
+from PIL import Image
 
 from course_lib.tiling import open_rgb, plain_reading_differs, plan_tiles
-from course_lib.vqa_data import raise_if_any
+from course_lib.vqa_data import describe_record, raise_if_any, record_image
 
-IGNORE_INDEX = -100  # xtuner.utils.IGNORE_INDEX: a label that is not trained on
 NORMALISED_DIR = "normalised-images"
+RECORDS_FILE = "train_records.json"
 QUIET_LOGGER = "course-kit-data-check"
 
 
-def _image_of(record: dict):
-    image = record.get("image")
-    return image[0] if isinstance(image, list) and len(image) == 1 else image
-
-
-def normalise_images(records: List[dict], image_folder: Path, run_dir: Path) -> Tuple[List[dict], Dict[str, str]]:
-    """The records as XTuner should read them, and {image path in the records: why it was normalised}.
+def normalise_images(records: List[dict], image_folder: Path, run_dir: Path) -> Tuple[Optional[Path], Dict[str, str]]:
+    """(the records file the run trains on, or None for the user's own; {image path: why it was normalised}).
 
     Pictures that a plain convert("RGB") reads differently from open_rgb are saved (PNG, as open_rgb reads
-    them) under run_dir/normalised-images/, and the records that show them point there by absolute path
-    (XTuner joins image_folder with a record's path; an absolute path stays itself). Other records are
-    returned unchanged, and nothing outside run_dir is written.
+    them) under run_dir/normalised-images/, and a copy of the records, run_dir/train_records.json, points at
+    them by absolute path (XTuner joins image_folder with a record's path; an absolute path stays itself).
+    When no picture differs nothing is written; nothing outside run_dir is ever written.
     """
+    copies: Dict[str, Optional[str]] = {}  # image path in the records -> its normalised copy, or None
     reasons: Dict[str, str] = {}
-    written: Dict[str, str] = {}
-    out = []
     for record in records:
-        image = _image_of(record)
-        if isinstance(image, str) and image not in reasons and image not in written:
+        image = record_image(record)
+        if isinstance(image, str) and image not in copies:
+            copies[image] = None
             reason = plain_reading_differs(Path(image_folder) / image)
             if reason:
-                target = Path(run_dir) / NORMALISED_DIR / f"{len(written):05d}-{Path(image).stem}.png"
+                target = Path(run_dir) / NORMALISED_DIR / f"{len(reasons):05d}-{Path(image).stem}.png"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 open_rgb(Path(image_folder) / image).save(target)
-                reasons[image], written[image] = reason, str(target.resolve())
-            else:
-                written.setdefault(image, "")
-        if isinstance(image, str) and written.get(image):
-            record = dict(record, image=written[image])
-        out.append(record)
-    return out, reasons
+                copies[image], reasons[image] = str(target.resolve()), reason
+    if not reasons:
+        return None, reasons
+    trained_on = [dict(r, image=copies[record_image(r)]) if copies.get(record_image(r)) else r for r in records]
+    path = Path(run_dir) / RECORDS_FILE
+    path.write_text(json.dumps(trained_on, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return path.resolve(), reasons
 
 
 def check_tokens(config_file: Path) -> int:
@@ -69,6 +66,7 @@ def check_tokens(config_file: Path) -> int:
     from mmengine.config import Config
     from mmengine.logging import MMLogger
     from xtuner.registry import BUILDER
+    from xtuner.utils import IGNORE_INDEX
 
     config = Config.fromfile(str(config_file))
     # XTuner's dataset logs every file it reads and every cut to mmengine's current logger (stdout by default);
@@ -80,10 +78,8 @@ def check_tokens(config_file: Path) -> int:
     max_length = dataset.max_length
     problems = []
     for index, (record, folder) in enumerate(zip(dataset.data, dataset.image_folder)):
-        image, image_tokens, token_str = _image_of(record), 0, None
+        image, image_tokens, token_str = record_image(record), 0, None
         if image is not None:
-            from PIL import Image
-
             with Image.open(os.path.join(folder, image)) as picture:  # the size XTuner tiles (no EXIF turn)
                 size = picture.size
             tiles = plan_tiles(*size, dataset.min_dynamic_patch, dataset.max_dynamic_patch, dataset.image_size,
@@ -91,7 +87,7 @@ def check_tokens(config_file: Path) -> int:
             image_tokens = tiles * dataset.patch_token
             token_str = dataset.IMG_START_TOKEN + dataset.IMG_CONTEXT_TOKEN * image_tokens + dataset.IMG_END_TOKEN
         tokens = dataset.get_inputid_labels(copy.deepcopy(record["conversations"]), token_str)
-        where = f"record {index}" + (f" (id {record['id']!r})" if isinstance(record.get("id"), (str, int)) else "")
+        where = describe_record(index, record)
         if not any(label != IGNORE_INDEX for label in tokens["labels"]):
             problems.append(f"{where}: after cutting to max_length = {max_length} tokens no answer token is left to "
                             "learn from (the image and the questions fill it); shorten the question, use a smaller "
@@ -104,7 +100,3 @@ def check_tokens(config_file: Path) -> int:
                  f"{len(dataset.data)} records under this run's tokenizer, chat template and max_length")
     return len(dataset.data)
 
-
-def write_records(records: List[dict], path: Path) -> Path:
-    path.write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    return path

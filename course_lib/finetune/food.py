@@ -63,6 +63,11 @@ def runs_root() -> Path:
     return cache_dir() / "runs"
 
 
+def evaluations_dir() -> Path:
+    """Where evaluation results are kept (course_lib.evaluation.evaluate_cached)."""
+    return cache_dir() / "evaluations"
+
+
 def converted_dir(run: TrainRun) -> Path:
     return cache_dir() / "converted" / run.work_dir.name
 
@@ -185,5 +190,5 @@ def evaluate_checkpoint(path: Path, plan: FinetunePlan, device: str = "cpu", pro
     from course_lib.evaluation import evaluate_cached
 
     sets = {name: (records, plan.eval_roots[name]) for name, records in plan.eval_records.items()}
-    return evaluate_cached(path, sets, plan.dishes, cache_dir() / "evaluations", device=device, progress=progress,
+    return evaluate_cached(path, sets, plan.dishes, evaluations_dir(), device=device, progress=progress,
                            batch_size=batch_size, reuse=reuse)

@@ -86,7 +86,7 @@ def new_run(name: str, profile: str, model_path: Path, train_json: Path, image_f
     that every record leaves tokens to learn from and keeps its image tokens; pictures that XTuner would read
     differently from the rest of the kit are normalised into the run folder (run.json lists them).
     """
-    from course_lib.finetune.data_check import check_tokens, normalise_images, write_records
+    from course_lib.finetune.data_check import check_tokens, normalise_images
     from course_lib.foodieqa import check_training_allowed
     from course_lib.vqa_data import validate_xtuner_records
 
@@ -101,7 +101,7 @@ def new_run(name: str, profile: str, model_path: Path, train_json: Path, image_f
         if not required.exists():
             raise FileNotFoundError(f"{what} {required} does not exist")
     check_training_allowed(image_folder, acknowledge_foodieqa_licence)
-    records = validate_xtuner_records(train_json, image_folder)  # every record, its turns and its image, before a folder is made
+    records = validate_xtuner_records(train_json, image_folder)  # every record and picture, before any folder
     check_warmup(profile, train_json)
     runs_root = Path(runs_root)
     runs_root.mkdir(parents=True, exist_ok=True)
@@ -118,7 +118,7 @@ def new_run(name: str, profile: str, model_path: Path, train_json: Path, image_f
              "image_folder": str(Path(image_folder).resolve())}
     try:  # the folder holds nothing but what this call writes: on a refusal it goes again
         trained_on, normalised = normalise_images(records, Path(image_folder), work_dir)
-        data = {"trained_on": str(write_records(trained_on, work_dir / "train_records.json"))} if normalised else {}
+        data = {"trained_on": str(trained_on)} if trained_on else {}
         run.config.parent.mkdir()
         run.config.write_text(render(profile, **{**paths, "train_json": data.get("trained_on", paths["train_json"])}),
                               encoding="utf-8")
