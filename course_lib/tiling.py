@@ -34,11 +34,17 @@ class ImageLoadError(ValueError):
 
 # ---- the grid ------------------------------------------------------------------------------------
 def target_ratios(min_num: int = 1, max_num: int = 12) -> List[Tuple[int, int]]:
-    """All (columns, rows) grids with min_num <= columns*rows <= max_num, fewest tiles first."""
+    """All (columns, rows) grids with min_num <= columns*rows <= max_num, fewest tiles first.
+
+    Within one tile count the order is that of the Python set InternVL's `dynamic_preprocess` builds (the same
+    generator, so the same iteration order), because on an exact aspect-ratio tie the order decides the grid:
+    plan_tiles(5000, 2000, min_num=4, max_num=4) is 2x2 there, not 4x1.
+    """
     if not 1 <= min_num <= max_num:
         raise ValueError(f"need 1 <= min_num <= max_num, got min_num={min_num}, max_num={max_num}")
-    grids = {(i, j) for i in range(1, max_num + 1) for j in range(1, max_num + 1) if min_num <= i * j <= max_num}
-    return sorted(grids, key=lambda grid: (grid[0] * grid[1], grid))
+    grids = set((i, j) for n in range(min_num, max_num + 1) for i in range(1, n + 1) for j in range(1, n + 1)
+                if min_num <= i * j <= max_num)
+    return sorted(grids, key=lambda grid: grid[0] * grid[1])
 
 
 def closest_grid(width: int, height: int, grids: Sequence[Tuple[int, int]], image_size: int = 448) -> Tuple[int, int]:

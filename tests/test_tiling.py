@@ -51,6 +51,25 @@ def test_35_grids_at_most_12_tiles():
         target_ratios(3, 2)
 
 
+def test_the_grid_is_xtuners_for_every_tile_range_exact_ties_included():
+    """With min_num > 1 several grids can tie on aspect ratio; the candidate order decides, as in InternVL."""
+    from xtuner.dataset.internvl_dataset import find_closest_aspect_ratio
+
+    assert plan_tiles(5000, 2000, min_num=4, max_num=4).grid == (2, 2)  # (2,2) and (4,1) tie at |2.5 - r| = 1.5
+    sides = (1, 100, 448, 500, 896, 1000, 1344, 2000, 2500, 3000, 5000)
+    for min_num in range(1, 7):
+        for max_num in range(min_num, 13):
+            grids = target_ratios(min_num, max_num)
+            for width in sides:
+                for height in sides:
+                    theirs = find_closest_aspect_ratio(width / height, grids, width, height, 448)
+                    assert plan_tiles(width, height, min_num=min_num, max_num=max_num).grid == theirs
+                    assert [c * r for c, r in grids] == sorted(c * r for c, r in grids)
+    official = sorted({(i, j) for n in range(4, 7) for i in range(1, n + 1) for j in range(1, n + 1)
+                       if 4 <= i * j <= 6}, key=lambda grid: grid[0] * grid[1])  # InternVL's own construction
+    assert target_ratios(4, 6) == official
+
+
 @pytest.mark.parametrize("size, max_num, tiles", [((1280, 720), 12, 9), ((1280, 720), 4, 3), ((448, 448), 12, 1),
                                                    ((256, 256), 12, 1), ((1000, 100), 12, 11), ((100, 1000), 6, 7),
                                                    ((1, 10000), 12, 13), ((1, 1), 12, 1)])
