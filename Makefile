@@ -6,6 +6,14 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 SERVING := .venv-serving
+SERVING_STAMP := $(SERVING)/.installed
+# Both environments are installed by uv (kept inside .venv) from one package cache on the same disk, so the
+# serving environment hard-links torch and everything else the two share instead of a second copy.
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
+UV_PIP := $(UV) pip install --quiet
+export UV_CACHE_DIR ?= $(abspath .cache/uv)
+export UV_LINK_MODE ?= hardlink
 HOST ?= 127.0.0.1
 PORT ?= 8888
 PYTEST_ARGS ?=
@@ -30,10 +38,10 @@ env: $(STAMP)
 $(STAMP): requirements/course.in requirements/course.lock requirements/xtuner.txt pyproject.toml
 	@echo "== Creating the course environment in $(VENV) (first time: a few minutes, about 6.5 GB) =="
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install -r requirements/course.in -c requirements/course.lock
-	$(BIN)/python -m pip install --no-deps -r requirements/xtuner.txt
-	$(BIN)/python -m pip install --no-deps -e .
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(UV_PIP) --python $(BIN)/python -r requirements/course.in -c requirements/course.lock
+	$(UV_PIP) --python $(BIN)/python --no-deps -r requirements/xtuner.txt
+	$(UV_PIP) --python $(BIN)/python --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name course-kit --display-name "Course kit (course env)"
 	touch $(STAMP)
 
@@ -63,19 +71,29 @@ notebooks: env tiny
 demo: env tiny
 	$(BIN)/python -m course_lib.serving.gradio_app --host $(HOST) --port $(or $(DEMO_PORT),7860)
 
-# GPU machines only: LMDeploy in its own environment, registered as the kernel "course-kit-serving".
-serving-env: env
+# LMDeploy in its own environment (it cannot share one with XTuner), registered as the kernel "course-kit-serving".
+# Its engines need a GPU; its chat template, image preprocessing and CLI run anywhere (the tests use them).
+serving-env: $(SERVING_STAMP)
+
+$(SERVING_STAMP): requirements/serving.lock pyproject.toml | $(STAMP)
+	@echo "== Creating the serving environment in $(SERVING) (torch and the rest shared with $(VENV) by hard links) =="
 	test -x $(SERVING)/bin/python || $(PYTHON) -m venv $(SERVING)
-	$(SERVING)/bin/python -m pip install --quiet --upgrade pip
-	$(SERVING)/bin/python -m pip install -r requirements/serving.txt
-	$(SERVING)/bin/python -m pip install --no-deps -e .
+	$(UV_PIP) --python $(SERVING)/bin/python -r requirements/serving.lock
+	$(UV_PIP) --python $(SERVING)/bin/python --no-deps -e .
 	$(SERVING)/bin/python -m ipykernel install --prefix $(abspath $(VENV)) --name course-kit-serving \
 		--display-name "Course kit (serving env, LMDeploy)"
+	touch $(SERVING_STAMP)
 
-# Re-pin the course environment after changing requirements/course.in.
+# Re-pin both environments after changing requirements/course.in or requirements/serving.in. The serving lock
+# keeps the course environment's version of every package the two share (same Pillow: same pixels; same wheels:
+# hard links), except the ones LMDeploy needs at other versions (transformers, tokenizers, huggingface-hub, peft).
 lock: env
 	{ sed -n '1,2p' requirements/course.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^xtuner=='; } > requirements/course.lock.new
 	mv requirements/course.lock.new requirements/course.lock
+	grep -v -E '^(transformers|tokenizers|huggingface-hub|peft)==' requirements/course.lock > requirements/shared.txt
+	$(UV) pip compile --quiet --python $(BIN)/python --python-platform x86_64-manylinux_2_28 \
+		--custom-compile-command "make lock" -c requirements/shared.txt requirements/serving.in -o requirements/serving.lock
+	rm requirements/shared.txt
 
 clean:
 	rm -rf build .pytest_cache

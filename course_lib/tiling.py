@@ -197,6 +197,31 @@ def plain_reading_differs(source: Union[str, Path, Image.Image]) -> Optional[str
     return None
 
 
+def plain_rgb(path: Union[str, Path]) -> Image.Image:
+    """A picture as XTuner's training, LMDeploy's `load_image` and InternVL's own `load_image` read a file:
+    ``Image.open(path).convert("RGB")``. Shown beside open_rgb in lesson 05; the kit never tiles this reading."""
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def draw_readings(paths: Sequence[Union[str, Path]], max_num: int = 12):
+    """For each picture: the plain reading and the kit's (open_rgb), each with the grid it would be tiled into."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(paths), figsize=(2.6 * len(paths), 5.2), squeeze=False)
+    for column, path in enumerate(paths):
+        for row, (label, image) in enumerate((("plain convert('RGB')", plain_rgb(path)), ("kit: open_rgb", open_rgb(path)))):
+            grid = plan_tiles(*image.size, max_num=max_num).grid
+            ax = axes[row][column]
+            ax.imshow(image)
+            ax.set_title(f"{Path(path).name}\n{label}: {image.size[0]}x{image.size[1]}, grid {grid[0]}x{grid[1]}",
+                         fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
 # ---- image -> tiles -> pixel values --------------------------------------------------------------
 def dynamic_preprocess(image: Image.Image, min_num: int = 1, max_num: int = 12, image_size: int = 448,
                        use_thumbnail: bool = True) -> List[Image.Image]:

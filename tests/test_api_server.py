@@ -15,7 +15,7 @@ from course_lib.serving import openai_client as oc
 from course_lib.serving.api_server import (ApiServer, ServerProcess, ServerStartError, api_server_command,
                                            api_server_status, free_port, lmdeploy_cli)
 from course_lib.serving.kv_cache import cache_memory_estimate, kv_bytes_per_token
-from course_lib.tiling import ImageLoadError
+from course_lib.tiling import ImageLoadError, open_rgb
 
 DUMPLINGS = FOOD_IMAGES / "1f95f.webp"
 SERVER_OK, SERVER_WHY = api_server_status()
@@ -105,11 +105,12 @@ def test_a_server_that_never_answers_is_stopped(tmp_path):
 # ---- OpenAI-style requests ----------------------------------------------------------------------------
 def test_images_travel_as_base64_data_urls(tmp_path):
     url = oc.image_data_url(DUMPLINGS)
-    assert url.startswith("data:image/jpeg;base64,")
+    assert url.startswith("data:image/png;base64,")
     image = oc.image_from_data_url(url)
     assert image.mode == "RGB" and image.size == Image.open(DUMPLINGS).size
     assert image.getpixel((2, 2)) > (245, 245, 245)  # the transparent corner is white, not black
-    assert oc.image_data_url(DUMPLINGS, format="PNG").startswith("data:image/png;base64,")
+    assert image.tobytes() == open_rgb(DUMPLINGS).tobytes()  # lossless: the server sees the kit's pixels
+    assert oc.image_data_url(DUMPLINGS, format="JPEG").startswith("data:image/jpeg;base64,")
     with pytest.raises(ImageLoadError, match="base64"):
         oc.image_from_data_url("data:image/png;base64,%%%")
     broken = tmp_path / "broken.jpg"
@@ -243,5 +244,5 @@ def test_a_local_path_that_starts_with_http_is_sent_as_the_picture(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     (tmp_path / "http_images").mkdir()
     Image.new("RGB", (16, 16), "red").save(tmp_path / "http_images" / "x.png")
-    assert image_part("http_images/x.png")["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    assert image_part("http_images/x.png")["image_url"]["url"].startswith("data:image/png;base64,")
     assert image_part("https://example.org/x.png")["image_url"]["url"] == "https://example.org/x.png"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from course_lib.sample_pictures import awkward_pictures
 from course_lib.finetune.runner import new_run
 from course_lib.tiling import open_rgb, plain_reading_differs
 from course_lib.vqa_data import DataError
@@ -17,24 +18,10 @@ LONG_TURN = 2650  # "这是什么菜？" is 3 tokens: 7950 tokens of text; the 1
 # tokens) after it passes 8192
 
 
-def _picture(width=120, height=60):
-    pixels = np.zeros((height, width, 3), np.uint8)
-    pixels[:, : width // 2] = (200, 40, 40)  # red left half, blue right half: a turn is visible
-    pixels[:, width // 2:] = (40, 40, 200)
-    return Image.fromarray(pixels)
-
-
 @pytest.fixture
 def folder(tmp_path):
     images = tmp_path / "images"
-    images.mkdir()
-    _picture().save(images / "plain.png")
-    exif = Image.Exif()
-    exif[0x0112] = 6  # stored sideways, shown turned 90 degrees (a phone photo)
-    _picture().save(images / "phone.jpg", exif=exif, quality=95)
-    cutout = _picture().convert("RGBA")
-    cutout.putalpha(0)  # fully transparent: the kit sees white, a plain convert("RGB") sees red and blue
-    cutout.save(images / "cutout.png")
+    awkward_pictures(images)
     return images
 
 

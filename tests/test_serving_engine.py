@@ -9,11 +9,14 @@ import threading
 
 import pytest
 
+import torch
+
 from conftest import FOOD_IMAGES, REPO_ROOT
+from course_lib.sample_pictures import awkward_pictures
 from course_lib.serving import GenerationSettings, Session, choose_backend, lmdeploy_status
 from course_lib.serving.engine import ContextTooLong, lmdeploy_importable
 from course_lib.serving.transformers_backend import TransformersEngine
-from course_lib.tiling import ImageLoadError
+from course_lib.tiling import ImageLoadError, open_rgb
 
 DUMPLINGS = FOOD_IMAGES / "1f95f.webp"
 NOODLES = FOOD_IMAGES / "1f35c.webp"
@@ -229,6 +232,41 @@ def test_lmdeploy_builds_the_same_prompt(engine, tiny, tiny_path, tmp_path, wide
                                   max_tiles=case.get("max_tiles"))
         assert theirs["text"] == ours, case
         assert theirs["input_ids"] == tokenizer(ours, add_special_tokens=False).input_ids, case
+
+
+# ---- LMDeploy: the same pixels (its own InternVL preprocessing, runs on a CPU too) ------------------
+@pytest.mark.timeout(600)
+def test_lmdeploy_tiles_the_pictures_the_kit_hands_it_exactly_as_the_kit_does(tiny_path, tmp_path, wide_image):
+    """The one image rule: every kit path (both engines, the OpenAI client, evaluation, the training-data check)
+    reads a picture with tiling.open_rgb and hands that upright RGB image on. LMDeploy's own preprocessing of
+    it gives bit-identical tiles; reading the raw file itself, LMDeploy would see other pixels (a plain
+    convert("RGB"): no EXIF turn, the colour under transparency, 16-bit clipped), which is why it never does."""
+    from course_lib.serving.lmdeploy_backend import lmdeploy_pixel_values, renderer_status
+    from course_lib.tiling import load_image
+
+    ok, why = renderer_status()
+    if not ok:
+        pytest.skip(why)
+    pictures = awkward_pictures(tmp_path / "pictures")
+    wide_image.save(tmp_path / "wide.png")
+    pictures.update({"artwork.webp": DUMPLINGS, "wide.png": tmp_path / "wide.png"})
+    cases = [dict(name=name, image=path, reading=reading) for name, path in pictures.items()
+             for reading in ("kit", "lmdeploy")]
+    cases += [dict(name="wide.png", image=tmp_path / "wide.png", reading="kit", max_tiles=2)]
+    tiles = lmdeploy_pixel_values(tiny_path, cases, tmp_path / "tiles.pt")
+    assert len(tiles) == len(cases)
+    raw_differs = {}
+    for case, theirs in zip(cases, tiles):
+        ours = load_image(case["image"], max_num=case.get("max_tiles") or 12)
+        if case["reading"] == "kit":
+            assert theirs.shape == ours.shape and torch.equal(theirs, ours), case
+        else:
+            raw_differs[case["name"]] = theirs.shape != ours.shape or not torch.equal(theirs, ours)
+    assert raw_differs == {"plain.png": False, "phone.jpg": True, "cutout.png": True, "palette.png": True,
+                           "grey16.png": True, "artwork.webp": True, "wide.png": False}
+    assert tiles[cases.index(dict(name="phone.jpg", image=pictures["phone.jpg"], reading="lmdeploy"))].shape[0] == 3  # 2x1 + thumbnail
+    assert load_image(pictures["phone.jpg"]).shape[0] == 3 and open_rgb(pictures["phone.jpg"]).size == (60, 120)
+    assert tiles[-1].shape[0] == 3  # max_dynamic_patch=2 on the 3:1 picture: 2x1 + thumbnail
 
 
 # ---- LMDeploy: the pipeline (GPU and the serving environment) ----------------------------------------

@@ -203,3 +203,15 @@ def test_a_folder_or_an_empty_path_is_named_as_such(tmp_path):
         open_rgb(tmp_path)
     with pytest.raises(FileNotFoundError, match="an empty path was given as the image"):
         open_rgb("")
+
+
+def test_the_plain_reading_tiles_a_sideways_photo_the_other_way(tmp_path):
+    from course_lib.sample_pictures import awkward_pictures
+    from course_lib.tiling import plain_rgb
+
+    pictures = awkward_pictures(tmp_path, width=1200, height=600)
+    plain, kit = plain_rgb(pictures["phone.jpg"]), open_rgb(pictures["phone.jpg"])
+    assert (plan_tiles(*plain.size).grid, plan_tiles(*kit.size).grid) == ((2, 1), (1, 2))
+    assert plain_rgb(pictures["cutout.png"]).getpixel((0, 0)) == (200, 40, 40)  # the colour under the alpha
+    assert open_rgb(pictures["cutout.png"]).getpixel((0, 0)) == (255, 255, 255)
+    assert plain_rgb(pictures["plain.png"]).tobytes() == open_rgb(pictures["plain.png"]).tobytes()

@@ -16,8 +16,8 @@ tokenizer may not list as an end token (lmdeploy#2000/#2120: "the model never st
 template + image tokens, as LMDeploy 0.18 renders them) works on a CPU too.
 
     python -m course_lib.serving.lmdeploy_backend prompt MODEL_PATH --question Q [--image PATH] [--max-tiles N]
-prints that prompt as JSON (`prompts MODEL_PATH` does a JSON list of cases from stdin); the tests run it with
-the serving environment's Python.
+prints that prompt as JSON (`prompts MODEL_PATH` does a JSON list of cases from stdin; `pixels MODEL_PATH --out F`
+saves LMDeploy's own tiles of a list of pictures); the tests run them with the serving environment's Python.
 """
 import argparse
 import asyncio
@@ -190,24 +190,72 @@ def renderer_status() -> Tuple[bool, str]:
     return True, f"lmdeploy imports in the serving environment ({python})"
 
 
-def render_prompts(model_path, cases: Sequence[dict]) -> List[dict]:
-    """LMDeploy's prompts ({"text", "input_ids"}) for cases {"question", "image": path, "max_tiles", "history"}:
-    in this Python if lmdeploy imports, else with the serving environment's Python (see renderer_status)."""
-    from .api_server import serving_python
-    from .engine import lmdeploy_importable
-
-    cases = [{key: str(value) if key == "image" and value is not None else value for key, value in case.items()}
-             for case in cases]
-    if lmdeploy_importable():
-        return [prompt_text(model_path, *_case(case)) for case in cases]
+def _in_serving_env(arguments: Sequence[str], cases: Sequence[dict]) -> str:
+    """Run `python -m course_lib.serving.lmdeploy_backend ARGUMENTS` with the serving environment's Python,
+    the cases as JSON on stdin; its stdout, or a RuntimeError with the end of its stderr."""
     from ..config import REPO_ROOT
+    from .api_server import serving_python
 
-    command = [str(serving_python()), "-m", "course_lib.serving.lmdeploy_backend", "prompts", str(model_path)]
+    command = [str(serving_python()), "-m", "course_lib.serving.lmdeploy_backend", *arguments]
     done = subprocess.run(command, input=json.dumps(cases), cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=600, env=dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"))
     if done.returncode != 0:
-        raise RuntimeError(f"LMDeploy's prompt rendering failed in the serving environment:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout)
+        raise RuntimeError(f"LMDeploy's {arguments[0]} failed in the serving environment:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def _with_paths(cases: Sequence[dict]) -> List[dict]:
+    return [{key: str(value) if key == "image" and value is not None else value for key, value in case.items()}
+            for case in cases]
+
+
+def render_prompts(model_path, cases: Sequence[dict]) -> List[dict]:
+    """LMDeploy's prompts ({"text", "input_ids"}) for cases {"question", "image": path, "max_tiles", "history"}:
+    in this Python if lmdeploy imports, else with the serving environment's Python (see renderer_status)."""
+    from .engine import lmdeploy_importable
+
+    cases = _with_paths(cases)
+    if lmdeploy_importable():
+        return [prompt_text(model_path, *_case(case)) for case in cases]
+    return json.loads(_in_serving_env(["prompts", str(model_path)], cases))
+
+
+# ---- LMDeploy's own image preprocessing (works without a GPU) -------------------------------------
+READINGS = ("kit", "lmdeploy")
+
+
+def pixel_values(model_path, image, max_tiles: Optional[int] = None):
+    """LMDeploy 0.18's InternVL preprocessing of one PIL image: its tiles as (tiles, 3, 448, 448) float32."""
+    from lmdeploy.serve.processors import MultimodalProcessor
+
+    _, _, vision = _renderer(str(model_path))
+    messages = turn_messages(Turn("?", image, max_tiles))
+    parsed = asyncio.run(MultimodalProcessor.async_parse_multimodal_item(messages))
+    (item,) = vision.preprocess(parsed)[-1]["content"]
+    return item["pixel_values"].float()
+
+
+def read_picture(path, reading: str):
+    """A picture file as a backend reads it: "kit" is course_lib.tiling.open_rgb (what every kit path hands
+    LMDeploy); "lmdeploy" is LMDeploy's own file reading (lmdeploy.vl.load_image: a plain convert("RGB"))."""
+    if reading not in READINGS:
+        raise ValueError(f"reading must be one of {READINGS}, got {reading!r}")
+    if reading == "kit":
+        from ..tiling import open_rgb
+
+        return open_rgb(path)
+    from lmdeploy.vl import load_image
+
+    return load_image(str(path))
+
+
+def lmdeploy_pixel_values(model_path, cases: Sequence[dict], out: Path) -> List:
+    """LMDeploy's tiles for cases {"image": path, "reading": "kit" | "lmdeploy", "max_tiles"}, computed with
+    the serving environment's Python and handed back through the file `out` (torch.save)."""
+    import torch
+
+    _in_serving_env(["pixels", str(model_path), "--out", str(out)], _with_paths(cases))
+    return torch.load(out)
 
 
 def _check(model_path, image, engine: str, max_new_tokens: int) -> dict:
@@ -243,6 +291,10 @@ def main(argv=None) -> int:
                         help='earlier turns as JSON: [{"question": ..., "image": PATH or null, "answer": ...}]')
     prompts = commands.add_parser("prompts", help="the same for a JSON list of such cases read from stdin")
     prompts.add_argument("model_path", type=Path)
+    pixels = commands.add_parser("pixels", help="LMDeploy's tiles for a JSON list of pictures read from stdin "
+                                 '([{"image": PATH, "reading": "kit" or "lmdeploy", "max_tiles": N}]), saved with torch.save')
+    pixels.add_argument("model_path", type=Path)
+    pixels.add_argument("--out", type=Path, required=True)
     check = commands.add_parser("check", help="(GPU) one answer, a batch, two turns and a stream, as JSON")
     check.add_argument("model_path", type=Path)
     check.add_argument("--image", type=Path, required=True)
@@ -254,6 +306,14 @@ def main(argv=None) -> int:
         with contextlib.redirect_stdout(sys.stderr):
             result = _check(args.model_path, args.image, args.engine, args.max_new_tokens)
         json.dump(result, real_stdout, ensure_ascii=False)
+        return 0
+    if args.command == "pixels":
+        import torch
+
+        with contextlib.redirect_stdout(sys.stderr):
+            tiles = [pixel_values(args.model_path, read_picture(case["image"], case.get("reading", "kit")),
+                                  case.get("max_tiles")) for case in json.load(sys.stdin)]
+        torch.save(tiles, args.out)
         return 0
     if args.command == "prompt":
         cases = [dict(question=args.question, image=args.image, max_tiles=args.max_tiles,

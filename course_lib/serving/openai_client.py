@@ -23,8 +23,10 @@ STOP_WORDS = ["<|im_end|>"]  # InternVL2's internlm2-chat separator: stop there 
 ImageLike = Union[str, Path, Image.Image]
 
 
-def image_data_url(image: ImageLike, format: str = "JPEG", quality: int = 90) -> str:
-    """A path or PIL image -> "data:image/jpeg;base64,..." (opened safely: upright RGB, transparency on white)."""
+def image_data_url(image: ImageLike, format: str = "PNG", quality: int = 90) -> str:
+    """A path or PIL image -> "data:image/png;base64,...": the picture as tiling.open_rgb reads it (upright RGB,
+    transparency on white), losslessly, so the server tiles exactly the pixels the transformers backend does
+    (the one image rule). format="JPEG" (at `quality`) makes smaller requests with slightly other pixels."""
     rgb = open_rgb(image)
     buffer = io.BytesIO()
     options = {"quality": quality} if format.upper() == "JPEG" else {}
@@ -48,7 +50,7 @@ def image_from_data_url(url: str) -> Image.Image:
 
 
 def image_part(image: ImageLike, max_dynamic_patch: Optional[int] = None, detail: Optional[str] = None,
-               format: str = "JPEG") -> dict:
+               format: str = "PNG") -> dict:
     """{"type": "image_url", "image_url": {"url": data URL, "max_dynamic_patch": n}}: LMDeploy reads the
     extra key per image (or `detail` low/medium/high = 6/12/24 tiles)."""
     is_url = isinstance(image, str) and image.startswith(("data:", "http://", "https://"))  # else a local file
@@ -87,7 +89,7 @@ def completion_request(model: str, messages: List[dict], settings: Optional[Gene
 
 
 def request_size(request: dict) -> int:
-    """Bytes of the request's JSON body (base64 images are most of it: about 4/3 of the JPEG)."""
+    """Bytes of the request's JSON body (base64 images are most of it: about 4/3 of the encoded picture)."""
     import json
 
     return len(json.dumps(request).encode("utf-8"))
