@@ -77,6 +77,7 @@ serving-env: $(SERVING_STAMP)
 
 $(SERVING_STAMP): requirements/serving.lock pyproject.toml | $(STAMP)
 	@echo "== Creating the serving environment in $(SERVING) (torch and the rest shared with $(VENV) by hard links) =="
+	test -x $(UV) || $(BIN)/python -m pip install --quiet uv==$(UV_VERSION)  # a .venv made before uv was used
 	test -x $(SERVING)/bin/python || $(PYTHON) -m venv $(SERVING)
 	$(UV_PIP) --python $(SERVING)/bin/python -r requirements/serving.lock
 	$(UV_PIP) --python $(SERVING)/bin/python --no-deps -e .

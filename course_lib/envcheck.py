@@ -19,7 +19,7 @@ MIN_FREE_GB = 10.0
 # Measured sizes (GiB) of what the course can put on disk; the notebook compares them with free space.
 DISK_NEEDS_GIB = {
     "course environment (.venv)": 6.3,
-    "serving environment (.venv-serving, GPU only)": 7.7,
+    "serving environment (.venv-serving; 7.7 apparent, the rest hard links into .venv's files)": 3.0,
     "InternVL2-2B checkpoint (real mode)": 4.4,
     "tiny checkpoint": 0.01,
 }
