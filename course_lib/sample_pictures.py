@@ -27,8 +27,7 @@ def awkward_pictures(folder: Path, width: int = 120, height: int = 60) -> dict:
     cutout.putalpha(0)  # fully transparent: the kit sees white, a plain convert("RGB") sees red and blue
     cutout.save(paths["cutout.png"])
     palette = picture.convert("P", palette=Image.Palette.ADAPTIVE, colors=4)
-    palette.info["transparency"] = palette.getpixel((0, 0))  # the red half is the transparent colour
-    palette.save(paths["palette.png"], transparency=palette.getpixel((0, 0)))
+    palette.save(paths["palette.png"], transparency=palette.getpixel((0, 0)))  # the red half is transparent
     grey = np.asarray(picture.convert("L"), np.uint16) * 257  # 16-bit: convert("RGB") clips it to white
     Image.fromarray(grey).save(paths["grey16.png"])
     return paths

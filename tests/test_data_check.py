@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from course_lib.sample_pictures import awkward_pictures
 from course_lib.finetune.runner import new_run
+from course_lib.sample_pictures import awkward_pictures
 from course_lib.tiling import open_rgb, plain_reading_differs
 from course_lib.vqa_data import DataError
 
