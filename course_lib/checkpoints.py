@@ -5,6 +5,8 @@ save_pretrained and XTuner's convert_to_official write config and weights but no
 why a freshly converted InternVL2 folder fails to load; copy_remote_code puts them back.
 """
 import filecmp
+import importlib.util
+import json
 import shutil
 from pathlib import Path
 from typing import List
@@ -52,3 +54,45 @@ def copy_tokenizer(source: Path, target: Path) -> List[str]:
             shutil.copy2(Path(source) / name, Path(target) / name)
             copied.append(name)
     return copied
+
+
+def checkpoint_conversation(checkpoint: Path):
+    """The conversation template the checkpoint's own chat() uses: its conversation.py (the file shipped
+    next to config.json, not course_lib's copy), the template named by config.json's "template", and
+    config.json's "system_message" when it sets one (a converted fine-tune records the line it was
+    trained with), else the template's default."""
+    checkpoint = Path(checkpoint)
+    code = checkpoint / "conversation.py"
+    if not code.is_file():
+        raise FileNotFoundError(f"{checkpoint} has no conversation.py: InternVL2 checkpoints ship their chat templates "
+                                "in it (copy_remote_code puts it back into a converted folder)")
+    config = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
+    spec = importlib.util.spec_from_file_location(f"_conversation_of_{abs(hash(str(checkpoint)))}", code)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # standard library only, in InternVL2's files and in the kit's
+    conversation = module.get_conv_template(config.get("template", "internlm2-chat"))
+    if config.get("system_message"):
+        conversation.system_message = config["system_message"]
+    return conversation
+
+
+def chat_template_fields(checkpoint) -> dict:
+    """LMDeploy ChatTemplateConfig fields that render the prompt the checkpoint's own chat() builds, which is
+    also the layout XTuner trains on: the checkpoint's conversation template and system line, turns joined by
+    the separator alone. Without them LMDeploy 0.18 renders the tokenizer's `chat_template`; InternVL2-2B's
+    (InternLM2-chat's) writes a newline after every <|im_end|> and no system line, so the model would be
+    served another prompt than the one it was trained and evaluated with. The separator is the stop word:
+    the checkpoint's tokenizer may not list it as an end token (lmdeploy#2000/#2120: "the model never stops")."""
+    conversation = checkpoint_conversation(checkpoint)
+    style = getattr(getattr(conversation, "sep_style", None), "name", "MPT")  # the kit's copy has only MPT
+    prefix, marker, suffix = conversation.system_template.partition("{system_message}")
+    if style != "MPT" or not marker:
+        raise ValueError(f"{checkpoint}: conversation template {conversation.name!r} (style {style}) is not the "
+                         "separator-joined (MPT) layout of InternVL2's templates; give LMDeploy a --chat-template yourself")
+    tokenizer_config = json.loads((Path(checkpoint) / "tokenizer_config.json").read_text(encoding="utf-8"))
+    bos = tokenizer_config.get("bos_token") or ""
+    bos = bos.get("content", "") if isinstance(bos, dict) else bos  # written by the tokenizer, as its template does
+    sep = conversation.sep
+    return dict(model_name="base", system=bos + prefix, meta_instruction=conversation.system_message,
+                eosys=suffix + sep, user=conversation.roles[0], eoh=sep, assistant=conversation.roles[1], eoa=sep,
+                separator="", stop_words=[sep.strip()])

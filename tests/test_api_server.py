@@ -27,14 +27,24 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def test_api_server_command_has_every_flag():
     command = api_server_command("/models/InternVL2-2B", 23333, backend="pytorch", session_len=4096,
                                  cache_max_entry_count=0.5, tp=2, quant_policy=8, model_name="internvl2",
-                                 lmdeploy="/venv/bin/lmdeploy")
+                                 lmdeploy="/venv/bin/lmdeploy", chat_template="/tmp/template.json")
     assert command == ["/venv/bin/lmdeploy", "serve", "api_server", "/models/InternVL2-2B", "--backend", "pytorch",
                        "--server-name", "127.0.0.1", "--server-port", "23333", "--session-len", "4096",
                        "--cache-max-entry-count", "0.5", "--tp", "2", "--quant-policy", "8", "--model-name",
-                       "internvl2", "--trust-remote-code"]
+                       "internvl2", "--chat-template", "/tmp/template.json", "--trust-remote-code"]
     default = api_server_command("m", 1)
     assert default[default.index("--server-name") + 1] == "127.0.0.1"  # LMDeploy's own default is 0.0.0.0
     assert "--quant-policy" not in default and default[-1] == "--trust-remote-code"
+
+
+def test_the_server_is_given_the_checkpoints_own_chat_template(internvl2_2b_shaped):
+    """Not the tokenizer's (LMDeploy's default): the layout and system line chat() uses (see test_serving_engine)."""
+    from course_lib.checkpoints import chat_template_fields
+
+    server = ApiServer(internvl2_2b_shaped, lmdeploy="/bin/false")  # built, not started
+    template = server.command[server.command.index("--chat-template") + 1]
+    assert json.loads(open(template, encoding="utf-8").read()) == chat_template_fields(internvl2_2b_shaped)
+    assert chat_template_fields(internvl2_2b_shaped)["eoa"] == "<|im_end|>"  # no newline after it
 
 
 @pytest.mark.parametrize("bad, message", [(dict(backend="vllm"), "turbomind or pytorch"),

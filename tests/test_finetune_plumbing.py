@@ -93,6 +93,33 @@ def test_a_crash_is_detected_although_xtuner_exits_0(tiny_path, small_data, tmp_
     assert run.info()["status"] == "failed" and "undefined_name" in run.log_file.read_text()
 
 
+XTUNER_INTERNLM2_SYSTEM = "You are an AI assistant whose name is InternLM (书生·浦语)."
+
+
+def test_the_fine_tuned_model_keeps_the_system_line_xtuner_trained_it_with(internvl2_2b_shaped, small_data, tmp_path):
+    """XTuner's InternVL dataset writes its own system line for InternLM2 models, not the checkpoint's (Chinese)
+    default; the run records it and the conversion writes it into config.json, so chat() and LMDeploy serve the
+    fine-tuned model the prompt it learnt."""
+    import shutil
+
+    from course_lib.checkpoints import chat_template_fields, checkpoint_conversation
+    from course_lib.finetune.convert import _record_system_message
+    from course_lib.tiny_internvl2.remote_code.conversation import INTERNVL2_SYSTEM_MESSAGE
+
+    data, images = small_data
+    run = new_run("food", "tiny", internvl2_2b_shaped, data, images, tmp_path / "runs")
+    assert run.info()["system_message"] == XTUNER_INTERNLM2_SYSTEM
+    assert checkpoint_conversation(internvl2_2b_shaped).system_message == INTERNVL2_SYSTEM_MESSAGE
+    converted = tmp_path / "converted"
+    shutil.copytree(internvl2_2b_shaped, converted)  # what convert_to_official leaves: the base model's config
+    said = []
+    assert _record_system_message(run, converted, said.append) == XTUNER_INTERNLM2_SYSTEM
+    assert json.loads((converted / "config.json").read_text(encoding="utf-8"))["system_message"] == XTUNER_INTERNLM2_SYSTEM
+    assert checkpoint_conversation(converted).system_message == XTUNER_INTERNLM2_SYSTEM
+    assert chat_template_fields(converted)["meta_instruction"] == XTUNER_INTERNLM2_SYSTEM
+    assert said and XTUNER_INTERNLM2_SYSTEM in said[0]
+
+
 def test_conversion_refuses_to_overwrite_and_dotted_names(tmp_path):
     run = TrainRun(tmp_path / "run")
     (tmp_path / "existing").mkdir()

@@ -14,7 +14,7 @@ import torch
 from conftest import FOOD_IMAGES, REPO_ROOT
 from course_lib.sample_pictures import awkward_pictures
 from course_lib.serving import GenerationSettings, Session, choose_backend, lmdeploy_status
-from course_lib.serving.engine import ContextTooLong, lmdeploy_importable
+from course_lib.serving.engine import ContextTooLong, lmdeploy_importable, make_turn
 from course_lib.serving.transformers_backend import TransformersEngine
 from course_lib.tiling import ImageLoadError, open_rgb
 
@@ -232,6 +232,40 @@ def test_lmdeploy_builds_the_same_prompt(engine, tiny, tiny_path, tmp_path, wide
                                   max_tiles=case.get("max_tiles"))
         assert theirs["text"] == ours, case
         assert theirs["input_ids"] == tokenizer(ours, add_special_tokens=False).input_ids, case
+
+
+@pytest.mark.timeout(600)
+def test_lmdeploy_serves_an_internvl2_2b_shaped_checkpoint_the_prompt_its_chat_builds(internvl2_2b_shaped):
+    """LMDeploy 0.18 renders the tokenizer's chat_template unless told otherwise. InternVL2-2B's (InternLM2-chat's)
+    puts a newline after every <|im_end|> and no system line, while the checkpoint's own chat() (and XTuner's
+    training) writes its system line and joins turns with <|im_end|> alone. The kit hands LMDeploy the
+    checkpoint's own layout (checkpoints.chat_template_fields), so it serves the prompt chat() builds."""
+    from course_lib.models import load_internvl
+    from course_lib.serving.lmdeploy_backend import render_prompts, renderer_status
+    from course_lib.tiny_internvl2.remote_code.conversation import INTERNVL2_SYSTEM_MESSAGE
+
+    ok, why = renderer_status()
+    if not ok:
+        pytest.skip(why)
+    model, tokenizer = load_internvl(internvl2_2b_shaped, "cpu", torch.float32)
+    shaped = TransformersEngine(model, tokenizer, model_path=internvl2_2b_shaped, settings=GREEDY)
+    assert model.system_message == INTERNVL2_SYSTEM_MESSAGE  # the checkpoint's default, as InternVL2-2B's
+    earlier = Session()
+    earlier.turns.append(make_turn("图中的菜是什么？", DUMPLINGS, None))
+    earlier.turns[-1].answer = "饺子"
+    history = [{"question": "图中的菜是什么？", "image": str(DUMPLINGS), "answer": "饺子"}]
+    cases = [dict(question="图中的菜是什么？", image=DUMPLINGS), dict(question="hello"),
+             dict(question="它是哪里的菜？", history=history)]
+    served = render_prompts(internvl2_2b_shaped, cases)
+    default = render_prompts(internvl2_2b_shaped, cases, template="tokenizer")
+    for case, theirs, tokenizers in zip(cases, served, default):
+        ours = shaped.prompt_text(case["question"], case.get("image"), session=earlier if "history" in case else None)
+        assert ours.startswith("<s><|im_start|>system\n" + INTERNVL2_SYSTEM_MESSAGE + "<|im_end|><|im_start|>user\n")
+        assert theirs["text"] == ours, case
+        assert theirs["input_ids"] == tokenizer(ours, add_special_tokens=False).input_ids, case
+        # what LMDeploy would serve on its own: no system line, a newline after each <|im_end|>
+        assert tokenizers["text"].startswith("<s><|im_start|>user\n") and "<|im_end|>\n<|im_start|>" in tokenizers["text"]
+        assert tokenizers["text"] != ours
 
 
 # ---- LMDeploy: the same pixels (its own InternVL preprocessing, runs on a CPU too) ------------------

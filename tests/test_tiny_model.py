@@ -243,3 +243,77 @@ def test_a_checkpoint_without_its_code_or_with_a_dotted_name_is_refused_before_t
     shutil.copytree(tiny_path, dotted)
     with pytest.raises(ValueError, match="has a dot in its name"):
         load_internvl(dotted)
+
+
+def _training_batch(tokenizer):
+    text = "<|im_start|>user\n<img>" + "<IMG_CONTEXT>" * 256 + "</img>\n图中的菜是什么？<|im_end|><|im_start|>assistant\n饺子<|im_end|>"
+    ids = tokenizer(text, return_tensors="pt").input_ids
+    labels = ids.clone()
+    labels[:, : ids.shape[1] - 4] = -100
+    return ids, labels
+
+
+def test_gradient_checkpointing_on_the_chat_model_reaches_both_sub_models(tiny_path, dumpling_pixels):
+    """InternVL2's chat model supports gradient_checkpointing_enable() (the real config's GPU path); the
+    recomputed backward gives the same loss and gradients as the stored one."""
+    from course_lib.models import load_internvl
+
+    model, tokenizer = load_internvl(tiny_path, "cpu", torch.float32)
+    assert model.lm_head is model.language_model.output
+    ids, labels = _training_batch(tokenizer)
+    model.train()
+
+    def loss_and_grads():
+        model.zero_grad()
+        loss = model(pixel_values=dumpling_pixels, input_ids=ids, labels=labels, image_flags=torch.ones(1, 1)).loss
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    torch.manual_seed(0)
+    plain_loss, plain_grads = loss_and_grads()
+    model.gradient_checkpointing_enable()
+    assert model.language_model.model.gradient_checkpointing and model.vision_model.encoder.gradient_checkpointing
+    torch.manual_seed(0)
+    checkpointed_loss, checkpointed_grads = loss_and_grads()
+    assert checkpointed_loss == pytest.approx(plain_loss, abs=1e-6)
+    assert plain_grads.keys() == checkpointed_grads.keys()
+    assert all(torch.allclose(plain_grads[n], checkpointed_grads[n], atol=1e-6) for n in plain_grads)
+
+
+def test_lora_wrapping_as_upstream(tiny_path, dumpling_pixels):
+    """wrap_llm_lora / wrap_backbone_lora put peft LoRA on InternVL2's target linears; a config's
+    use_llm_lora / use_backbone_lora (the rank) wraps at construction. Fresh LoRA changes no output."""
+    from peft import PeftModel
+    from transformers import AutoConfig, AutoModel
+
+    from course_lib.models import load_internvl
+
+    model, tokenizer = load_internvl(tiny_path, "cpu", torch.float32)
+    with torch.no_grad():
+        before = model.extract_feature(dumpling_pixels)
+    model.wrap_backbone_lora(r=4, lora_alpha=8)
+    model.wrap_llm_lora(r=8, lora_alpha=16)
+    assert isinstance(model.vision_model, PeftModel) and isinstance(model.language_model, PeftModel)
+    names = [n for n, _ in model.named_modules() if n.endswith("lora_A")]
+    layers = SPEC["llm_config"]["num_hidden_layers"], SPEC["vision_config"]["num_hidden_layers"]
+    assert sum(n.startswith("language_model.") for n in names) == 5 * layers[0]  # wqkv, wo, w1, w2, w3
+    assert sum(n.startswith("vision_model.") for n in names) == 4 * layers[1]  # qkv, proj, fc1, fc2
+    assert all("lora_" in n for n, p in model.language_model.named_parameters() if p.requires_grad)
+    with torch.no_grad():
+        assert torch.allclose(model.extract_feature(dumpling_pixels), before, atol=1e-6)
+    assert isinstance(model.chat(tokenizer, dumpling_pixels, "图中的菜是什么？", GREEDY), str)
+
+    config = AutoConfig.from_pretrained(tiny_path, trust_remote_code=True)
+    config.use_llm_lora, config.use_backbone_lora = 8, 0
+    built = AutoModel.from_config(config, trust_remote_code=True)
+    assert isinstance(built.language_model, PeftModel) and not isinstance(built.vision_model, PeftModel)
+    assert built.language_model.peft_config["default"].lora_alpha == 16
+
+
+def test_an_empty_answer_in_history_writes_the_role_alone(tiny):
+    """As InternVL2's conversation template: an empty earlier answer adds no <|im_end|> after the role."""
+    model, _ = tiny
+    query, _ = model._build_query("还有呢？", [("<image>\n这是什么？", "")], [1])
+    assert "<|im_start|>assistant\n<|im_start|>user\n还有呢？<|im_end|><|im_start|>assistant\n" in query
+    query, _ = model._build_query("还有呢？", [("<image>\n这是什么？", "饺子")], [1])
+    assert "<|im_start|>assistant\n饺子<|im_end|><|im_start|>user\n还有呢？" in query

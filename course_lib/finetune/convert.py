@@ -3,7 +3,8 @@
 XTuner's convert_to_official.py builds the model from the run's config, loads the iter_N.pth weights,
 merges LoRA into the language model and saves bf16 weights plus the base model's tokenizer. It leaves out
 the remote-code .py files, so the folder does not load (xtuner#901, InternVL#768): they are copied from the
-base checkpoint here. The tokenizer keeps its chat template (LMDeploy reads the template from it). The
+base checkpoint here. The tokenizer keeps its chat template, and config.json gets the system line the run
+trained with (XTuner's, recorded in run.json), which chat() and the kit's LMDeploy template then use. The
 result is loaded and asked a question before it is moved into place. An existing folder is replaced only with
 overwrite=True and only when it is an earlier conversion; the run folder, the base model and any folder that
 holds a run or a checkpoint are refused whatever the flags.
@@ -60,9 +61,11 @@ def convert_checkpoint(run: TrainRun, out_dir: Path, checkpoint: Optional[Path] 
         copied = copy_remote_code(base, staging)
         log(f"Copied the remote code the conversion leaves out: {', '.join(copied) or 'none needed'}")
         _check_tokenizer(base, staging)
+        system_message = _record_system_message(run, staging, log)
         answer = _check_loads_and_answers(staging, check_image)
         (staging / "conversion.json").write_text(json.dumps({
             "base_model": str(base), "run": str(run.work_dir), "checkpoint": str(checkpoint), "check_answer": answer,
+            "system_message": system_message,
         }, indent=2, ensure_ascii=False) + "\n")
         if out_dir.exists():  # overwrite=True: replace only now that the new folder is known to work
             shutil.rmtree(out_dir)
@@ -91,6 +94,23 @@ def _refuse_to_touch(run: TrainRun, out_dir: Path) -> None:
         if found:
             raise ValueError(f"{out_dir} holds a training run or a checkpoint ({', '.join(found)}); converting "
                              "there would overwrite it: choose a new folder")
+
+
+def _record_system_message(run: TrainRun, converted: Path, log) -> Optional[str]:
+    """Write the system line the run trained with into the converted config.json ("system_message"), so that
+    chat() and LMDeploy (checkpoints.chat_template_fields) serve the fine-tuned model the prompt it learnt.
+    XTuner's dataset uses its own line, not the base checkpoint's default (InternVL2-2B's is Chinese); runs
+    made before run.json recorded it keep the base model's."""
+    system_message = run.info().get("system_message")
+    if not system_message:
+        return None
+    config_file = converted / "config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    if config.get("system_message") != system_message:
+        log(f"System line the run trained with, now the model's default: {system_message!r}")
+        config["system_message"] = system_message
+        config_file.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return system_message
 
 
 def _check_tokenizer(base: Path, converted: Path) -> None:

@@ -20,7 +20,7 @@ import copy
 import json
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from PIL import Image
 
@@ -60,9 +60,16 @@ def normalise_images(records: List[dict], image_folder: Path, run_dir: Path) -> 
     return path.resolve(), reasons
 
 
-def check_tokens(config_file: Path) -> int:
+class TokenCheck(NamedTuple):
+    records: int  # how many records were checked
+    system_message: str  # the system line XTuner's dataset writes before every first turn
+
+
+def check_tokens(config_file: Path) -> TokenCheck:
     """Tokenize every record as the run's XTuner dataset will; a DataError lists the records that would train
-    on nothing or lose their picture. Returns the number of records checked."""
+    on nothing or lose their picture. Also says which system line XTuner trains with: InternVL_V1_5_Dataset
+    fixes it per language model (for InternLM2 "You are an AI assistant whose name is InternLM (书生·浦语)."),
+    whatever the checkpoint's own default is; the conversion writes it into the fine-tuned config."""
     from mmengine.config import Config
     from mmengine.logging import MMLogger
     from xtuner.registry import BUILDER
@@ -98,5 +105,5 @@ def check_tokens(config_file: Path) -> int:
                             "its picture; put <image> at the start of the first question or shorten the text")
     raise_if_any(Path(config.data_path), problems,
                  f"{len(dataset.data)} records under this run's tokenizer, chat template and max_length")
-    return len(dataset.data)
+    return TokenCheck(len(dataset.data), dataset._system)
 

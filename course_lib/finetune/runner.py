@@ -122,13 +122,13 @@ def new_run(name: str, profile: str, model_path: Path, train_json: Path, image_f
         run.config.parent.mkdir()
         run.config.write_text(render(profile, **{**paths, "train_json": data.get("trained_on", paths["train_json"])}),
                               encoding="utf-8")
-        check_tokens(run.config)
+        checked = check_tokens(run.config)
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
         raise
     run.info_file.write_text(json.dumps({
         "name": name, "profile": profile, "status": "created", "created": time.strftime("%Y-%m-%d %H:%M:%S"), **paths,
-        **data, "normalised_images": normalised,
+        **data, "normalised_images": normalised, "system_message": checked.system_message,
         "foodieqa_licence_acknowledged": bool(acknowledge_foodieqa_licence),
     }, indent=2, ensure_ascii=False) + "\n")
     return run

@@ -5,7 +5,8 @@
         ...
 
 runs `lmdeploy serve api_server PATH --backend ... --server-name 127.0.0.1 --server-port PORT --session-len ...
---cache-max-entry-count ... --tp ... --trust-remote-code` with the serving environment's `lmdeploy`
+--cache-max-entry-count ... --tp ... --chat-template FILE --trust-remote-code` (FILE: the checkpoint's own chat
+template, checkpoints.chat_template_fields) with the serving environment's `lmdeploy`
 (.venv-serving/bin/lmdeploy when present), on a free port, in its own process group; waits until
 `/v1/models` answers; keeps the log in a file under the cache dir; and on exit stops the whole process
 group (TERM, then KILL) so no worker is left behind.
@@ -25,6 +26,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import psutil
 
+from ..checkpoints import chat_template_fields
 from ..config import REPO_ROOT, cache_dir, cuda_available
 
 SERVING_ENV = REPO_ROOT / ".venv-serving"
@@ -71,8 +73,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def api_server_command(model_path, port: int, backend: str = "turbomind", host: str = "127.0.0.1",
                        session_len: int = 8192, cache_max_entry_count: float = 0.8, tp: int = 1, quant_policy: int = 0,
-                       model_name: Optional[str] = None, lmdeploy="lmdeploy", extra: Sequence[str] = ()) -> List[str]:
-    """The command line, flag by flag (nothing runs)."""
+                       model_name: Optional[str] = None, lmdeploy="lmdeploy", chat_template=None,
+                       extra: Sequence[str] = ()) -> List[str]:
+    """The command line, flag by flag (nothing runs). chat_template: a ChatTemplateConfig JSON file
+    (`--chat-template`); ApiServer writes the checkpoint's own (checkpoints.chat_template_fields)."""
     if backend not in ("turbomind", "pytorch"):
         raise ValueError(f"backend must be turbomind or pytorch, got {backend!r}")
     if not 0 < cache_max_entry_count <= 1:
@@ -86,6 +90,8 @@ def api_server_command(model_path, port: int, backend: str = "turbomind", host: 
         command += ["--quant-policy", str(quant_policy)]
     if model_name:
         command += ["--model-name", model_name]
+    if chat_template:
+        command += ["--chat-template", str(chat_template)]
     return command + ["--trust-remote-code", *extra]
 
 
@@ -215,9 +221,14 @@ class ApiServer(ServerProcess):
             raise ServerStartError(api_server_status()[1])
         port = port or free_port(host)
         self.model_name = model_name or Path(model_path).name
+        folder = cache_dir() / "serving"
+        self.chat_template = folder / f"chat-template-{port}.json"  # the checkpoint's own layout (see its docstring)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.chat_template.write_text(json.dumps(chat_template_fields(model_path), ensure_ascii=False, indent=2),
+                                      encoding="utf-8")
         command = api_server_command(model_path, port, backend, host, session_len, cache_max_entry_count, tp,
-                                     quant_policy, self.model_name, lmdeploy, extra)
-        super().__init__(command, port, host, "/v1/models", cache_dir() / "serving" / f"api_server-{port}.log",
+                                     quant_policy, self.model_name, lmdeploy, self.chat_template, extra)
+        super().__init__(command, port, host, "/v1/models", folder / f"api_server-{port}.log",
                          startup_timeout=startup_timeout)
 
     def models(self) -> List[str]:

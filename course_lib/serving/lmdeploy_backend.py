@@ -1,7 +1,7 @@
 """The LMDeploy backend (GPU only): a thin layer over `lmdeploy.pipeline`.
 
     pipe = pipeline(path, backend_config=TurbomindEngineConfig(session_len=8192, cache_max_entry_count=0.8, tp=1),
-                    trust_remote_code=True)
+                    chat_template_config=ChatTemplateConfig(**chat_template_fields(path)), trust_remote_code=True)
     pipe(messages, gen_config=GenerationConfig(...))        # one request; a list of them is a batch
     session = pipe.chat(messages, session=session)           # multi-turn: session.response.text, session.history
     pipe.chat(messages, session=session, stream_response=True)  # streaming deltas
@@ -9,8 +9,8 @@
 Requests are OpenAI-style messages with the image FIRST, so LMDeploy renders `<img><IMG_CONTEXT></img>\\n`
 before the question, exactly where InternVL2's own chat puts `<image>\\n` (a `(question, image)` tuple would
 put the image after the question). Images are PIL images opened by course_lib.tiling, with their tile
-budget as `max_dynamic_patch`. Generation stops at the template's separator, which the checkpoint's
-tokenizer may not list as an end token (lmdeploy#2000/#2120: "the model never stops").
+budget as `max_dynamic_patch`. The chat template is the checkpoint's own conversation (chat_template_fields),
+so LMDeploy serves the prompt the model was trained and evaluated with, and stops at its separator.
 
 `lmdeploy` is imported only inside functions: this module imports anywhere, and `prompt_text` (chat
 template + image tokens, as LMDeploy 0.18 renders them) works on a CPU too.
@@ -30,21 +30,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple
 
+from ..checkpoints import chat_template_fields
 from .engine import Engine, GenerationSettings, Response, Session, Turn, make_turn
 
 IMAGE_TOKEN = "<IMG_CONTEXT>"
-# The separator of InternVL2's conversation templates (config.json's "template"), used as the stop word.
-TEMPLATE_STOP_WORDS = {"internlm2-chat": "<|im_end|>", "Hermes-2": "<|im_end|>", "phi3-chat": "<|end|>"}
 ENGINES = ("turbomind", "pytorch")
 
 
+def chat_template_config(model_path):
+    from lmdeploy import ChatTemplateConfig
+
+    return ChatTemplateConfig(**chat_template_fields(model_path))
+
+
 def stop_words_for(model_path) -> List[str]:
-    config = json.loads((Path(model_path) / "config.json").read_text(encoding="utf-8"))
-    template = config.get("template", "internlm2-chat")
-    if template not in TEMPLATE_STOP_WORDS:
-        raise ValueError(f"unknown InternVL2 template {template!r} in {model_path}/config.json; "
-                         f"known: {sorted(TEMPLATE_STOP_WORDS)}")
-    return [TEMPLATE_STOP_WORDS[template]]
+    return chat_template_fields(model_path)["stop_words"]
 
 
 def user_content(turn: Turn) -> list:
@@ -96,7 +96,8 @@ class LMDeployEngine(Engine):
         self.stop_words = stop_words_for(model_path)
         self.pipe = pipeline(str(model_path), backend_config=engine_config(engine, session_len, cache_max_entry_count,
                                                                            tp, quant_policy),
-                             trust_remote_code=True, log_level="ERROR")
+                             chat_template_config=chat_template_config(model_path), trust_remote_code=True,
+                             log_level="ERROR")
 
     @property
     def label(self) -> str:
@@ -142,18 +143,26 @@ class LMDeployEngine(Engine):
 
 
 # ---- LMDeploy's own prompt rendering (works without a GPU) ----------------------------------------
+TEMPLATES = ("checkpoint", "tokenizer")
+
+
 @lru_cache(maxsize=4)
-def _renderer(model_path: str):
+def _renderer(model_path: str, template: str = "checkpoint"):
+    """LMDeploy's chat template, tokenizer and InternVL preprocessing for a checkpoint. template="checkpoint"
+    is what the kit serves with (chat_template_fields); "tokenizer" is LMDeploy's default, the tokenizer's own."""
     from lmdeploy.model import get_chat_template
     from lmdeploy.tokenizer import Tokenizer
     from lmdeploy.vl.model.builder import load_vl_model
 
-    chat_template = get_chat_template(model_path, trust_remote_code=True)  # the tokenizer's chat_template
+    if template not in TEMPLATES:
+        raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
+    config = chat_template_config(model_path) if template == "checkpoint" else None
+    chat_template = get_chat_template(model_path, config, trust_remote_code=True)
     vision = load_vl_model(model_path, backend="pytorch", trust_remote_code=True)  # preprocessing only
     return chat_template, Tokenizer(model_path), vision
 
 
-def prompt_text(model_path, previous: Sequence[Turn], turn: Turn) -> dict:
+def prompt_text(model_path, previous: Sequence[Turn], turn: Turn, template: str = "checkpoint") -> dict:
     """{"text", "input_ids"}: the prompt LMDeploy 0.18 builds for this conversation, image tokens written out.
 
     The same steps as its PyTorch engine: parse the messages, preprocess the images (tiles), render the
@@ -162,7 +171,7 @@ def prompt_text(model_path, previous: Sequence[Turn], turn: Turn) -> dict:
     """
     from lmdeploy.serve.processors import MultimodalProcessor
 
-    chat_template, tokenizer, vision = _renderer(str(model_path))
+    chat_template, tokenizer, vision = _renderer(str(model_path), template)
     messages = conversation_messages(previous, turn)
     parsed = asyncio.run(MultimodalProcessor.async_parse_multimodal_item(messages))
     prepared = vision.to_pytorch(vision.preprocess(parsed), chat_template, tokenizer)
@@ -209,15 +218,16 @@ def _with_paths(cases: Sequence[dict]) -> List[dict]:
             for case in cases]
 
 
-def render_prompts(model_path, cases: Sequence[dict]) -> List[dict]:
+def render_prompts(model_path, cases: Sequence[dict], template: str = "checkpoint") -> List[dict]:
     """LMDeploy's prompts ({"text", "input_ids"}) for cases {"question", "image": path, "max_tiles", "history"}:
-    in this Python if lmdeploy imports, else with the serving environment's Python (see renderer_status)."""
+    in this Python if lmdeploy imports, else with the serving environment's Python (see renderer_status).
+    template: "checkpoint" (what the kit serves with) or "tokenizer" (LMDeploy's default)."""
     from .engine import lmdeploy_importable
 
     cases = _with_paths(cases)
     if lmdeploy_importable():
-        return [prompt_text(model_path, *_case(case)) for case in cases]
-    return json.loads(_in_serving_env(["prompts", str(model_path)], cases))
+        return [prompt_text(model_path, *_case(case), template) for case in cases]
+    return json.loads(_in_serving_env(["prompts", str(model_path), "--template", template], cases))
 
 
 # ---- LMDeploy's own image preprocessing (works without a GPU) -------------------------------------
@@ -291,6 +301,10 @@ def main(argv=None) -> int:
                         help='earlier turns as JSON: [{"question": ..., "image": PATH or null, "answer": ...}]')
     prompts = commands.add_parser("prompts", help="the same for a JSON list of such cases read from stdin")
     prompts.add_argument("model_path", type=Path)
+    for command in (prompt, prompts):
+        command.add_argument("--template", choices=TEMPLATES, default="checkpoint",
+                             help="checkpoint: the checkpoint's own chat() layout, as the kit serves; "
+                                  "tokenizer: the tokenizer's chat_template, LMDeploy's default")
     pixels = commands.add_parser("pixels", help="LMDeploy's tiles for a JSON list of pictures read from stdin "
                                  '([{"image": PATH, "reading": "kit" or "lmdeploy", "max_tiles": N}]), saved with torch.save')
     pixels.add_argument("model_path", type=Path)
@@ -322,7 +336,7 @@ def main(argv=None) -> int:
         cases = json.load(sys.stdin)
     real_stdout = sys.stdout
     with contextlib.redirect_stdout(sys.stderr):  # LMDeploy logs to stdout: keep stdout for the JSON
-        results = [prompt_text(args.model_path, *_case(case)) for case in cases]
+        results = [prompt_text(args.model_path, *_case(case), args.template) for case in cases]
     json.dump(results[0] if args.command == "prompt" else results, real_stdout, ensure_ascii=False)
     return 0
 
