@@ -9,6 +9,7 @@ normalised with ImageNet's mean and std.
 The tiles and pixel values are identical to XTuner's and InternVL's preprocessing (tests check it); this
 version cuts tiles from one normalised array instead of cropping and converting each tile separately.
 """
+import re
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -142,6 +143,12 @@ def _to_rgb(image: Image.Image, name: str) -> Image.Image:
         raise ImageLoadError(f"{name}: PIL cannot convert mode {image.mode!r} to RGB ({error}); save it as RGB") from error
 
 
+def _over_the_limit(name: str, pixels: Optional[int], max_pixels: int, size: str = "") -> str:
+    count = f"{size}{pixels / 1e6:.0f} M pixels" if pixels else "more pixels than Pillow opens"
+    return (f"{name} is {count}, over the {max_pixels / 1e6:.0f} M limit (a decompression bomb or a huge scan); "
+            "downscale it first")
+
+
 def open_rgb(source: Union[str, Path, Image.Image], max_pixels: int = MAX_PIXELS) -> Image.Image:
     """A file path or PIL image -> an upright RGB image, or an ImageLoadError naming the file.
 
@@ -164,14 +171,16 @@ def open_rgb(source: Union[str, Path, Image.Image], max_pixels: int = MAX_PIXELS
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 image = Image.open(path)
-        except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError) as error:
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            # Pillow's own limit (89 M pixels warns, 179 M refuses) lies above the kit's, so this is the same
+            # refusal; Pillow's text gives the pixel count ("Image size (N pixels) exceeds limit ...").
+            found = re.search(r"\((\d+) pixels\)", str(error))
+            raise ImageLoadError(_over_the_limit(name, int(found.group(1)) if found else None, max_pixels)) from error
+        except (UnidentifiedImageError, OSError) as error:
             raise ImageLoadError(f"{name} is not a readable image ({error}); use a JPEG, PNG or WebP file") from error
     width, height = image.size
     if width * height > max_pixels:
-        raise ImageLoadError(
-            f"{name} is {width}x{height} = {width * height / 1e6:.0f} M pixels, over the {max_pixels / 1e6:.0f} M limit "
-            "(a decompression bomb or a huge scan); downscale it first"
-        )
+        raise ImageLoadError(_over_the_limit(name, width * height, max_pixels, f"{width}x{height} = "))
     try:
         image.load()
         image = ImageOps.exif_transpose(image)

@@ -6,7 +6,6 @@ data-loader worker. validate_xtuner_records() finds all of that up front and say
 which field, and what to do. load_eval_records() does the same for the kit's evaluation records.
 """
 import json
-import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -36,9 +35,16 @@ def raise_if_any(path: Path, problems: List[str], what: str) -> None:
     raise DataError(f"{path}: {len(problems)} problem(s) in {what}:\n{shown}{more}", problems)
 
 
+def _missing(path: Path) -> str:
+    """Why a path that should be a picture file is not one, as the end of a sentence."""
+    return "is a folder, not a picture file" if path.is_dir() else "does not exist"
+
+
 def read_json_records(path) -> list:
     """A JSON list (or a .jsonl file, one record a line), or a DataError with the line and column."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a JSON file; pass the records file inside it")
     if not path.is_file():
         raise DataError(f"{path} does not exist; check the path (relative paths are from the current folder, "
                         f"{Path.cwd()})")
@@ -46,6 +52,9 @@ def read_json_records(path) -> list:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise DataError(f"{path} is not UTF-8 text ({error}); save it as UTF-8") from error
+    if text.startswith("\ufeff"):
+        raise DataError(f"{path} starts with a UTF-8 byte-order mark (BOM; Windows Notepad and Excel add one), which "
+                        "XTuner's json.load refuses; save it as UTF-8 without BOM")
     if path.suffix == ".jsonl":
         records = []
         for number, line in enumerate(text.splitlines(), 1):
@@ -158,7 +167,7 @@ def _record_problems(index: int, record, image_folder: Path, check_images: bool,
     path = Path(image_folder) / image
     if image not in image_cache:
         if not path.is_file():
-            image_cache[image] = (f"field 'image' names {path}, which does not exist; check image_folder "
+            image_cache[image] = (f"field 'image' names {path}, which {_missing(path)}; check image_folder "
                                   f"({image_folder}) and the path, or drop the record")
         elif check_images:
             try:
@@ -248,8 +257,9 @@ def load_eval_records(path, image_folder=None) -> list:
             seen.setdefault(record_id, index)
         if found:
             continue
-        if image_folder is not None and not os.path.isfile(Path(image_folder) / record["image"]):
-            problems.append(f"{describe_record(index, record)}: field 'image' names {Path(image_folder) / record['image']}, "
-                            "which does not exist; check the image folder")
+        picture = Path(image_folder) / record["image"] if image_folder is not None else None
+        if picture is not None and not picture.is_file():
+            problems.append(f"{describe_record(index, record)}: field 'image' names {picture}, "
+                            f"which {_missing(picture)}; check the image folder")
     raise_if_any(path, problems, f"{len(records)} evaluation records")
     return records

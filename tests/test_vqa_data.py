@@ -158,3 +158,29 @@ def test_a_lone_surrogate_is_refused_with_its_field(folder):
                     '{"from": "gpt", "value": "ok"}]}]', encoding="utf-8")
     message = _error(path, folder)
     assert "record 0: field 'conversations[0].value' holds a lone surrogate" in message
+
+
+def test_a_folder_where_a_picture_or_the_records_file_should_be_is_named_as_a_folder(folder):
+    (folder / "photos").mkdir()
+    message = _error(_write(folder, [_good("photos")]), folder)
+    assert (f"record 0: field 'image' names {folder / 'photos'}, which is a folder, not a picture file; check "
+            f"image_folder ({folder}) and the path, or drop the record") in message
+    with pytest.raises(DataError) as caught:
+        load_eval_records(_write(folder, [_eval(image="photos")], "eval.json"), image_folder=folder)
+    assert caught.value.problems == [f"record 0 (id 'test-new-dumplings-000-mc-zh'): field 'image' names "
+                                     f"{folder / 'photos'}, which is a folder, not a picture file; check the image folder"]
+    with pytest.raises(DataError) as caught:
+        validate_xtuner_records(folder / "photos", folder)
+    assert str(caught.value) == f"{folder / 'photos'} is a folder, not a JSON file; pass the records file inside it"
+
+
+@pytest.mark.parametrize("name", ["data.json", "data.jsonl"])
+def test_a_byte_order_mark_is_named_not_blamed_on_a_comma(folder, name):
+    """XTuner's json.load refuses a UTF-8 BOM, so the kit does too, and says that is the problem."""
+    path = folder / name
+    text = json.dumps(_good() if name.endswith("l") else [_good()], ensure_ascii=False)
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert _error(path, folder) == (f"{path} starts with a UTF-8 byte-order mark (BOM; Windows Notepad and Excel add "
+                                    "one), which XTuner's json.load refuses; save it as UTF-8 without BOM")
+    with pytest.raises(json.JSONDecodeError, match="BOM"):  # what XTuner's loader would do with it
+        json.load(open(path, encoding="utf-8"))
