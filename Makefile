@@ -23,7 +23,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: course test env system-deps tiny course-model check notebooks configs demo serving-env lock clean
+.PHONY: course test env system-deps tiny course-model check notebooks configs demo serving-env lock clean gpu-check
 
 course: env tiny
 	$(BIN)/python -m course_lib check --short
@@ -76,6 +76,10 @@ demo: env tiny
 
 # LMDeploy in its own environment (it cannot share one with XTuner), registered as the kernel "course-kit-serving".
 # Its engines need a GPU; its chat template, image preprocessing and CLI run anywhere (the tests use them).
+# The device check (GPU machines only; README "The device check"): the course model on CUDA, the GPU recipe's LoRA.
+gpu-check: env
+	bash scripts/gpu_check.sh --out gpu_check.json
+
 serving-env: $(SERVING_STAMP)
 
 $(SERVING_STAMP): requirements/serving.lock pyproject.toml | $(STAMP) $(UV)

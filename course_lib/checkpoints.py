@@ -9,7 +9,10 @@ import importlib.util
 import json
 import shutil
 from pathlib import Path
-from typing import List
+from typing import Dict, List
+
+# InternLM2-chat's tokenizer chat_template, which InternVL2-2B's tokenizer carries (source and licence: its README).
+INTERNLM2_CHAT_TEMPLATE = Path(__file__).resolve().parent.parent / "assets" / "chat-templates" / "internlm2_chat.json"
 
 
 def remote_code_files(checkpoint: Path) -> List[Path]:
@@ -96,3 +99,24 @@ def chat_template_fields(checkpoint) -> dict:
     return dict(model_name="base", system=bos + prefix, meta_instruction=conversation.system_message,
                 eosys=suffix + sep, user=conversation.roles[0], eoh=sep, assistant=conversation.roles[1], eoa=sep,
                 separator="", stop_words=[sep.strip()])
+
+
+def internlm2_chat_template() -> str:
+    return json.loads(INTERNLM2_CHAT_TEMPLATE.read_text(encoding="utf-8"))["chat_template"]
+
+
+def prompt_layouts(checkpoint, tokenizer, question: str) -> Dict[str, str]:
+    """One text question laid out three ways (BOS included): by the checkpoint's own chat() (XTuner trains on
+    this layout; the kit serves it on both backends), by this tokenizer's chat_template, and by InternVL2-2B's
+    tokenizer chat_template (InternLM2-chat's), which LMDeploy would use for the real checkpoint by default."""
+    conversation = checkpoint_conversation(checkpoint)
+    conversation.append_message(conversation.roles[0], question)
+    conversation.append_message(conversation.roles[1], None)
+    messages = [{"role": "user", "content": question}]
+
+    def rendered(template=None):
+        return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False, add_generation_prompt=True)
+
+    return {"chat() and XTuner (what the kit serves)": (tokenizer.bos_token or "") + conversation.get_prompt(),
+            "this tokenizer's chat_template": rendered(),
+            "InternVL2-2B's tokenizer chat_template": rendered(internlm2_chat_template())}

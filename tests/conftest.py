@@ -51,19 +51,20 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def internvl2_2b_shaped(tiny_path, tmp_path_factory):
     """The tiny checkpoint with InternVL2-2B's chat settings: its tokenizer carries InternLM2-chat's chat
-    template (tests/fixtures, see its README) and config.json sets no system_message, so chat() uses the
+    template (assets/chat-templates, see its README) and config.json sets no system_message, so chat() uses the
     template's default system line, as the real checkpoint does. Weights and vocabulary stay the tiny ones."""
     import json
     import shutil
+
+    from course_lib.checkpoints import internlm2_chat_template
 
     folder = tmp_path_factory.mktemp("shaped") / "InternVL2-2B-shaped"
     shutil.copytree(tiny_path, folder)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     config.pop("system_message", None)
     (folder / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
-    template = json.loads((REPO_ROOT / "tests" / "fixtures" / "internlm2_chat_template.json").read_text(encoding="utf-8"))
     tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
-    tokenizer_config["chat_template"] = template["chat_template"]
+    tokenizer_config["chat_template"] = internlm2_chat_template()
     (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2, ensure_ascii=False),
                                                   encoding="utf-8")
     return folder

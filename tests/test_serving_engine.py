@@ -344,3 +344,15 @@ def test_a_prompt_pair_in_either_order_and_a_missing_question():
         assert single and turn.question == "图中的菜是什么？" and turn.image is not None
     with pytest.raises(TypeError, match="needs its question as text"):
         as_turns((None, image))
+
+
+def test_prompt_layouts_show_the_system_line_and_the_newlines(tiny, tiny_path):
+    """Lesson 06's comparison: chat()'s layout (the kit's, XTuner's) and the tiny tokenizer's template agree;
+    InternVL2-2B's tokenizer template drops the system line and adds a newline after <|im_end|>."""
+    from course_lib.checkpoints import prompt_layouts
+
+    _, tokenizer = tiny
+    chat, own, real = prompt_layouts(tiny_path, tokenizer, "图中的菜是什么？").values()
+    system = "<s><|im_start|>system\nYou are an AI assistant whose name is InternLM (书生·浦语).<|im_end|>"
+    assert chat == own == system + "<|im_start|>user\n图中的菜是什么？<|im_end|><|im_start|>assistant\n"
+    assert real == "<s><|im_start|>user\n图中的菜是什么？<|im_end|>\n<|im_start|>assistant\n"
