@@ -31,7 +31,8 @@ class Conversation:
     def get_prompt(self) -> str:
         prompt = self.system_template.format(system_message=self.system_message) + self.sep
         for role, message in self.messages:
-            prompt += role if message is None else role + message + self.sep
+            # None (the turn to answer) and "" (an empty answer) both write the role alone, as upstream.
+            prompt += role + message + self.sep if message else role
         return prompt
 
     def copy(self) -> "Conversation":

@@ -34,6 +34,8 @@ class InternVLChatModel(PreTrainedModel):
     main_input_name = "pixel_values"
     base_model_prefix = "language_model"
     _no_split_modules = ["InternVisionModel", "InternLM2DecoderLayer"]
+    # gradient_checkpointing_enable() on the chat model reaches both sub-models (each has the flag).
+    supports_gradient_checkpointing = True
 
     def __init__(self, config: InternVLChatConfig, vision_model=None, language_model=None, use_flash_attn=True):
         super().__init__(config)
@@ -66,7 +68,38 @@ class InternVLChatModel(PreTrainedModel):
         self.img_context_token_id = None
         self.conv_template = get_conv_template(self.template)
         self.system_message = config.system_message or self.conv_template.system_message
+        # use_backbone_lora / use_llm_lora hold the LoRA rank (0: none); alpha is twice the rank, as upstream.
+        if config.use_backbone_lora:
+            self.wrap_backbone_lora(r=config.use_backbone_lora, lora_alpha=2 * config.use_backbone_lora)
+        if config.use_llm_lora:
+            self.wrap_llm_lora(r=config.use_llm_lora, lora_alpha=2 * config.use_llm_lora)
         self.post_init()
+
+    # ---- LoRA (peft) and the output head, as InternVL2's own class offers them --------------------
+    def wrap_backbone_lora(self, r: int = 128, lora_alpha: int = 256, lora_dropout: float = 0.05) -> None:
+        """LoRA on the vision encoder's attention and MLP linears (qkv, proj, fc1, fc2)."""
+        from peft import LoraConfig, get_peft_model
+
+        config = LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+                            target_modules=["attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"])
+        self.vision_model = get_peft_model(self.vision_model, config)
+
+    def wrap_llm_lora(self, r: int = 128, lora_alpha: int = 256, lora_dropout: float = 0.05) -> None:
+        """LoRA on InternLM2's attention (wqkv, wo) and feed-forward (w1, w2, w3) linears."""
+        from peft import LoraConfig, get_peft_model
+
+        config = LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, task_type="CAUSAL_LM",
+                            target_modules=["attention.wqkv", "attention.wo", "feed_forward.w1", "feed_forward.w2",
+                                            "feed_forward.w3"])
+        self.language_model = get_peft_model(self.language_model, config)
+        # The embeddings are frozen, so their outputs must ask for gradients or nothing flows back to LoRA.
+        self.language_model.enable_input_require_grads()
+
+    @property
+    def lm_head(self) -> nn.Module:
+        """The language model's output projection (InternLM2 names it `output`). Deliberately not
+        get_output_embeddings(): on this outer model transformers would tie it to the input embeddings."""
+        return self.language_model.get_output_embeddings()
 
     def _init_weights(self, module):
         # Sub-models initialise themselves; here only the projector.
