@@ -41,7 +41,7 @@ warmup_ratio = 0.03  # share of training spent warming the learning rate up
 
 # Save
 save_steps = 64
-save_total_limit = 2  # checkpoints kept (-1 keeps all)
+save_total_limit = -1  # checkpoints kept (-1 keeps all)
 
 #######################################################################
 #            PART 2  Model & Tokenizer & Image Processor              #

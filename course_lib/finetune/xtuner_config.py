@@ -28,6 +28,8 @@ PROFILES: Dict[str, Dict[str, object]] = {
         "max_epochs": 10,
         "accumulative_counts": 2,
         "save_steps": 64,
+        # The seed lesson keeps every checkpoint, to pick the best iter_N.pth afterwards (lesson 10).
+        "save_total_limit": -1,
         "warmup_ratio": 0.03,
         "log_interval": 10,
         "dataloader_num_workers": 4,
@@ -51,6 +53,8 @@ PROFILES: Dict[str, Dict[str, object]] = {
         "accumulative_counts": 1,
         # A short run saves more often, so an interrupted run has a checkpoint to resume from.
         "save_steps": 16,
+        # 30 checkpoints of a 4 M-parameter run would only fill the cache; the last two are enough to resume.
+        "save_total_limit": 2,
         # A short run still needs a warm-up of 2 iterations or more (see runner.check_warmup).
         "warmup_ratio": 0.05,
         "log_interval": 1,
@@ -100,6 +104,7 @@ DIFFERENCE_REASONS = {
     "max_epochs": "a 4 M-parameter model needs fewer passes; the CPU budget is minutes",
     "accumulative_counts": "on a CPU the limit is minutes, not memory: an update every 4 samples doubles the updates",
     "save_steps": "a short run saves more often, so an interrupted run has a checkpoint to resume from",
+    "save_total_limit": "the lecture keeps every checkpoint (-1) to choose among; a short CPU run keeps the last two",
     "warmup_ratio": "a short run still needs a warm-up of 2 iterations or more (a 1-iteration one trains nothing)",
     "log_interval": "a short run logs every iteration, for the progress bar",
     "dataloader_num_workers": "on a CPU the data is loaded in the training process",
@@ -156,7 +161,7 @@ warmup_ratio = {warmup_ratio}  # share of training spent warming the learning ra
 
 # Save
 save_steps = {save_steps}
-save_total_limit = 2  # checkpoints kept (-1 keeps all)
+save_total_limit = {save_total_limit}  # checkpoints kept (-1 keeps all)
 
 #######################################################################
 #            PART 2  Model & Tokenizer & Image Processor              #
