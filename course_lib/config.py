@@ -243,8 +243,13 @@ def resolve(env: Mapping[str, str] = os.environ, has_cuda: Optional[bool] = None
 
 def begin(lesson: str = "") -> CourseSetup:
     """First call of every notebook: resolve the setup and print what the lesson will run on, and why."""
+    from .fonts import use_cjk_font
+
     setup = resolve()
     title = f"Lesson {lesson}: " if lesson else ""
     print(f"{title}running in {setup.mode.upper()} mode on {setup.device}")
     print(setup.describe())
+    if use_cjk_font() is None:
+        print("plots: no CJK font installed, so Chinese labels show as boxes (install fonts-noto-cjk; "
+              "`make test` does, as root)")
     return setup

@@ -72,6 +72,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .fonts import cjk_font
 from .question_format import LETTERS
 
 GROUPING = ("group", "split", "kind")
@@ -652,28 +653,6 @@ def fixed_and_broken(before: EvalResult, after: EvalResult) -> Dict[str, List[di
 
 
 # ---- plots -------------------------------------------------------------------------------------------
-@lru_cache(maxsize=1)
-def cjk_font() -> Optional[str]:
-    """The family name of an installed font that matplotlib can use for Chinese, or None.
-
-    matplotlib's default DejaVu Sans has no Chinese glyphs (they print as boxes). Debian's fonts-noto-cjk
-    or fonts-wqy-microhei provide some; without one the plots use English dish names.
-    """
-    from matplotlib import font_manager
-    from matplotlib.ft2font import FT2Font
-
-    for entry in font_manager.fontManager.ttflist:
-        if "last resort" in entry.name.lower():  # matplotlib's placeholder font: one box per Unicode block
-            continue
-        try:
-            charmap = FT2Font(entry.fname).get_charmap()
-        except Exception:  # unreadable or unsupported font file
-            continue
-        if all(ord(c) in charmap for c in "饺子图菜"):
-            return entry.name
-    return None
-
-
 def _font_context():
     import matplotlib.pyplot as plt
 

@@ -378,3 +378,21 @@ def test_a_checkpoints_evaluation_is_kept_and_read_back(tiny_path, tmp_path, mon
                               {"set": tmp_path}, DISHES)
     with pytest.raises(pytest.fail.Exception, match="answered again"):
         food.evaluate_checkpoint(tiny_path, other, progress=False)  # other records: a new evaluation
+
+
+def test_after_a_lessons_begin_any_figure_draws_chinese():
+    """begin() calls fonts.use_cjk_font, so a lesson's own inline plots (lesson 06's '图中的菜是什么？' title)
+    draw their Chinese, not boxes."""
+    from course_lib.fonts import use_cjk_font
+
+    with plt.rc_context():
+        if use_cjk_font() is None:
+            pytest.skip("no CJK font installed (make test installs fonts-noto-cjk when run as root)")
+
+        def titled():
+            fig, ax = plt.subplots(figsize=(2, 2))
+            ax.set_title("图中的菜是什么？")
+            ax.set_xlabel("饺子 / dumplings")
+            return fig
+
+        plt.close(_figure_without_missing_glyphs(titled))
