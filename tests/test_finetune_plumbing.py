@@ -269,3 +269,21 @@ def test_new_run_checks_every_record_before_making_a_folder(tiny_path, small_dat
     with pytest.raises(DataError, match="the top level is a dict"):
         runner.check_warmup("tiny", obj)
     assert not (tmp_path / "runs").exists()
+
+
+def test_every_field_the_lesson_explains_is_in_the_config():
+    text = xtuner_config.render("real")
+    for field in xtuner_config.FIELD_NOTES:
+        for name in field.split(" (")[0].split(" / "):
+            assert f"{name.split('.')[-1]}=" in text.replace(" = ", "=") or f"{name.split('.')[-1]} =" in text, field
+
+
+def test_the_conversion_command_a_terminal_user_runs(tmp_path):
+    from pathlib import Path
+
+    from course_lib.finetune.convert import convert_command
+
+    command = convert_command(Path("runs/food/config.py"), Path("runs/food/iter_640.pth"), Path("out"), python="python")
+    assert command[0] == "python" and command[2:] == ["runs/food/config.py", "runs/food/iter_640.pth", "out"]
+    assert Path(command[1]).is_file() and Path(command[1]).parts[-4:] == ("configs", "internvl", "v1_5",
+                                                                        "convert_to_official.py")

@@ -32,6 +32,12 @@ def convert_script() -> Path:
     return Path(xtuner.__file__).parent / "configs" / "internvl" / "v1_5" / "convert_to_official.py"
 
 
+def convert_command(config: Path, checkpoint: Path, out_dir: Path, python: str = sys.executable) -> list:
+    """XTuner's conversion as a terminal user runs it: python convert_to_official.py CONFIG iter_N.pth OUT.
+    (Its output still lacks the remote-code .py files: copy them from the base checkpoint afterwards.)"""
+    return [str(python), str(convert_script()), str(config), str(checkpoint), str(out_dir)]
+
+
 def convert_checkpoint(run: TrainRun, out_dir: Path, checkpoint: Optional[Path] = None, overwrite: bool = False,
                        check_image=None, log=print) -> Path:
     """Merge the run's LoRA checkpoint (default: its final one) into a full checkpoint folder at out_dir."""
@@ -53,7 +59,7 @@ def convert_checkpoint(run: TrainRun, out_dir: Path, checkpoint: Optional[Path] 
     staging = Path(tempfile.mkdtemp(prefix=out_dir.name + "-converting-", dir=out_dir.parent))
     try:
         log(f"Merging LoRA from {checkpoint.name} into {base.name} ...")
-        command = [sys.executable, str(convert_script()), str(run.config), str(checkpoint), str(staging)]
+        command = convert_command(run.config, checkpoint, staging)
         result = subprocess.run(command, env=training_env(run), capture_output=True, text=True)
         if not (staging / "config.json").is_file() or not any(staging.glob("*.safetensors")):
             raise ConversionFailed(f"convert_to_official.py wrote no weights (exit {result.returncode}):\n"

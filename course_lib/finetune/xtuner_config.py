@@ -95,6 +95,8 @@ FIELD_NOTES = {
     "llm_lora (r, lora_alpha, lora_dropout)": "rank of the low-rank update, its scale alpha/r, dropout on its input",
     "optim_wrapper": "AMP (fp16 with loss scaling) on a GPU; plain fp32 on a CPU",
     "param_scheduler": "LinearLR warm-up, then CosineAnnealingLR down to 0",
+    "default_hooks.logger (LoggerHook interval)": ("log loss and learning rate every N iterations; lower it to see "
+                                                   "the first figures sooner (the lecture's tip; 1 in tiny mode)"),
     "load_from / resume": "continue an interrupted run from a checkpoint (course_lib passes --resume)",
 }
 
