@@ -163,6 +163,13 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tiny_path, small_da
     assert steps[-1] == info["total_iters"] and 17 in steps  # the resumed part continued after iteration 16
     assert train(run, progress=False) == final  # a finished run is not trained again
     _assert_mlp1_trained_in_float32(final, tiny_path)
+    # The candidates to convert: the tiny config keeps the last two checkpoints, each with its logged loss.
+    from course_lib.finetune.runner import checkpoint_table
+
+    table = checkpoint_table(run)
+    last_regular = 16 * ((info["total_iters"] - 1) // 16)  # save_steps 16, and mmengine saves the last iteration
+    assert [name for _, name, _ in table] == [f"iter_{last_regular}.pth", final.name]
+    assert all(loss == dict((s, l) for s, l, _ in loss_history(run))[step] for step, _, loss in table)
 
     # Exact: the same run trained in one go ends with the same weights, bit for bit (LoRA's dropout draws the
     # same masks after the resume: IterationSeedHook).

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from .xtuner_config import BATCH_SIZE, PROFILES, render
 
@@ -70,6 +70,15 @@ class TrainRun:
             return None
         path = self.work_dir / f"iter_{total}.pth"
         return path if path.is_file() else None
+
+    def checkpoints(self) -> List[Tuple[int, Path]]:
+        """(iteration, iter_N.pth) of every checkpoint still in the run folder, oldest first."""
+        found = []
+        for path in self.work_dir.glob("iter_*.pth"):
+            number = path.stem[len("iter_"):]
+            if number.isdigit():
+                found.append((int(number), path))
+        return sorted(found)
 
     @property
     def finished(self) -> bool:
@@ -278,6 +287,14 @@ def loss_history(run: TrainRun) -> list:
     for match in PROGRESS.finditer(run.log_file.read_text(encoding="utf-8") if run.log_file.exists() else ""):
         history[int(match.group(1))] = (float(match.group(5)), float(match.group(3)))
     return [(step, loss, lr) for step, (loss, lr) in sorted(history.items())]
+
+
+def checkpoint_table(run: TrainRun) -> List[Tuple[int, str, Optional[float]]]:
+    """(iteration, file name, training loss logged at that iteration) for each checkpoint kept: the
+    candidates to convert. A low training loss late in a run can mean memorising; pick by a held-out
+    evaluation (lesson 11's evaluate_checkpoint), not by the loss."""
+    losses = {step: loss for step, loss, _ in loss_history(run)}
+    return [(step, path.name, losses.get(step)) for step, path in run.checkpoints()]
 
 
 def _stop(process: subprocess.Popen) -> None:
