@@ -19,6 +19,8 @@ def main(argv=None) -> int:
     notebooks = commands.add_parser("notebooks", help="execute every notebook; executed copies and HTML go to --out")
     notebooks.add_argument("--out", type=Path, default=Path("build/notebooks"))
     notebooks.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    notebooks.add_argument("--as-student", action="store_true",
+                           help="leave the exercises empty (by default their solutions are filled in and checked)")
     args = parser.parse_args(argv)
 
     from .config import CourseConfigError
@@ -54,7 +56,7 @@ def main(argv=None) -> int:
         elif args.command == "notebooks":
             from .notebooks import build_notebooks
 
-            runs = build_notebooks(args.out, timeout=args.timeout)
+            runs = build_notebooks(args.out, timeout=args.timeout, solutions=not args.as_student)
             failed = [run for run in runs if not run.ok]
             for run in failed:
                 print(f"\n{run.path.name} failed:\n{run.error}", file=sys.stderr)

@@ -36,10 +36,39 @@ def kernel_for(notebook) -> str:
         return "python3"
 
 
-def execute_notebook(path: Path, timeout: int = 600, env: Optional[dict] = None, kernel_name: Optional[str] = None):
-    """Run every cell of a notebook in a fresh kernel (cwd = the notebook's folder); returns (notebook, run)."""
+def with_solutions(notebook, lesson: str):
+    """The notebook with the lesson's model answer (course_lib.solutions) between its exercise markers."""
+    from .exercises import BEGIN, END
+    from .solutions import SOLUTIONS
+
+    filled = 0
+    for cell in notebook.cells:
+        if cell.cell_type != "code" or BEGIN not in cell.source:
+            continue
+        before, rest = cell.source.split(BEGIN, 1)
+        if END not in rest:
+            raise ValueError(f"lesson {lesson}: an exercise cell has {BEGIN!r} but no {END!r}")
+        if lesson not in SOLUTIONS:
+            raise KeyError(f"lesson {lesson} has an exercise but no solution in course_lib/solutions.py")
+        cell.source = before + BEGIN + "\n" + SOLUTIONS[lesson] + END + rest.split(END, 1)[1]
+        filled += 1
+    if lesson in SOLUTIONS and not filled:
+        raise ValueError(f"course_lib/solutions.py has a solution for lesson {lesson}, whose notebook has no exercise cell")
+    return notebook
+
+
+def execute_notebook(path: Path, timeout: int = 600, env: Optional[dict] = None, kernel_name: Optional[str] = None,
+                     solutions: bool = False):
+    """Run every cell of a notebook in a fresh kernel (cwd = the notebook's folder); returns (notebook, run).
+    solutions=True fills in the exercises' model answers and makes a check that does not pass fail the run
+    (how CI and a teacher's dry run execute the lessons); without, the notebook runs as a student sees it."""
+    from .exercises import STRICT_ENV
+
     path = Path(path)
     notebook = nbformat.read(path, as_version=4)
+    if solutions:
+        notebook = with_solutions(notebook, path.name[:2])
+        env = {**(env or {}), STRICT_ENV: "1"}
     client = NotebookClient(
         notebook,
         timeout=timeout,
@@ -55,8 +84,10 @@ def execute_notebook(path: Path, timeout: int = 600, env: Optional[dict] = None,
     return notebook, NotebookRun(path, time.perf_counter() - started, error)
 
 
-def build_notebooks(out_dir: Path, notebooks: Optional[Iterable[Path]] = None, html: bool = True, timeout: int = 600) -> List[NotebookRun]:
-    """Execute notebooks, writing executed copies (and HTML) to out_dir; failures are kept, not raised."""
+def build_notebooks(out_dir: Path, notebooks: Optional[Iterable[Path]] = None, html: bool = True, timeout: int = 600,
+                    solutions: bool = True) -> List[NotebookRun]:
+    """Execute notebooks, writing executed copies (and HTML) to out_dir; failures are kept, not raised.
+    By default with the exercises' solutions filled in: a teacher's dry run proves every check passes."""
     from nbconvert import HTMLExporter
 
     out_dir = Path(out_dir)
@@ -68,7 +99,7 @@ def build_notebooks(out_dir: Path, notebooks: Optional[Iterable[Path]] = None, h
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = []
     for path in sources:
-        notebook, run = execute_notebook(path, timeout=timeout)
+        notebook, run = execute_notebook(path, timeout=timeout, solutions=solutions)
         nbformat.write(notebook, out_dir / path.name)
         if html:
             body, _ = HTMLExporter().from_notebook_node(notebook)

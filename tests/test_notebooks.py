@@ -27,7 +27,8 @@ def test_committed_without_outputs(path):
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_executes_in_tiny_mode(path):
-    executed, run = execute_notebook(path, timeout=600, env={"COURSE_MODE": "tiny", "MPLBACKEND": "Agg"})
+    """With the exercises' solutions filled in and strict checks: every solution passes its check."""
+    executed, run = execute_notebook(path, timeout=600, env={"COURSE_MODE": "tiny", "MPLBACKEND": "Agg"}, solutions=True)
     assert run.ok, f"{path.name} failed after {run.seconds:.0f} s:\n{run.error}"
     first_output = "".join(out.get("text", "") for out in executed.cells[1].outputs)
     assert "running in TINY mode" in first_output and "Why:" in first_output
@@ -60,3 +61,13 @@ def test_executed_copies_never_overwrite_the_lessons(tmp_path):
     with pytest.raises(ValueError, match="would overwrite them"):
         build_notebooks(tmp_path, notebooks=[copy])
     assert {p.name: p.read_bytes() for p in NOTEBOOKS} == before
+
+
+def test_a_students_notebook_with_its_exercise_left_empty_shows_a_hint_not_a_traceback():
+    path = REPO_ROOT / "notebooks" / "05_dynamic_tiling.ipynb"
+    executed, run = execute_notebook(path, timeout=600, env={"COURSE_MODE": "tiny", "MPLBACKEND": "Agg"})
+    assert run.ok, run.error
+    shown = [out.get("text", "") for cell in executed.cells if cell.cell_type == "code" and "check(" in cell.source
+             for out in cell.outputs]
+    assert shown == ["Fill in banner_tiles (still `...`), then run the cell again. Hint: a 10:1 picture within 12 tiles: "
+                     "which grid, and is a thumbnail added?\n"]

@@ -1,0 +1,98 @@
+"""The exercises' checks: an empty answer gets a hint, a wrong one 'Not yet' and a hint, never a traceback; the
+solutions are proven right by executing every notebook with them (test_notebooks)."""
+import json
+
+import pytest
+
+from conftest import REPO_ROOT
+from course_lib.exercises import BEGIN, END, EXERCISES, STRICT_ENV, check
+from course_lib.solutions import SOLUTIONS
+
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _exercise_cells(path):
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return ["".join(c["source"]) for c in cells if c["cell_type"] == "code" and BEGIN in "".join(c["source"])]
+
+
+def test_every_lesson_after_00_has_one_exercise_a_check_and_a_solution():
+    with_exercise = {path.name[:2] for path in NOTEBOOKS if _exercise_cells(path)}
+    assert with_exercise == set(EXERCISES) == set(SOLUTIONS) == {f"{n:02d}" for n in range(1, 12)}
+    for path in NOTEBOOKS:
+        for source in _exercise_cells(path):
+            student = source.split(BEGIN, 1)[1].split(END, 1)[0]
+            assert "..." in student, f"{path.name}: the exercise must be left for the student"
+            for name in EXERCISES[path.name[:2]].answers:  # nothing of the answer is in the cell
+                assert f"{name} = ..." in student or f"def {name}(" in student, (path.name, name)
+
+
+def _context(lesson, tiny, engine=None, food=None):
+    model, _ = tiny
+    return {"01": dict(model=model, tiles=[None] * 3), "02": dict(blip2_count=1), "06": dict(engine=engine),
+            "09": dict(food or {}), "10": dict(records=56, batch_size=4, total_iters=42)}.get(lesson, {})
+
+
+WRONG = {"01": dict(tokens_per_tile=1024, tokens_without_shuffle=1024), "02": dict(llava15_13b=1, my_replace=lambda *a: None),
+         "03": dict(my_itg_mask=[[1] * 7] * 7), "04": dict(tokens_at_quarter=256, patches_in_token_1_0=[4, 5, 6, 7]),
+         "05": dict(banner_tiles=10), "06": dict(context_tokens=512), "07": dict(sessions=1),
+         "08": dict(last_wait_seconds=2), "09": dict(answer="A"), "10": dict(your_answer=14), "11": dict(your_answer=0.94)}
+
+
+@pytest.fixture(scope="module")
+def engine(tiny, tiny_path):
+    from course_lib.serving.transformers_backend import TransformersEngine
+
+    return TransformersEngine(*tiny, model_path=tiny_path)
+
+
+@pytest.fixture(scope="module")
+def food():
+    from course_lib.finetune.food import kit_food_set
+
+    data = kit_food_set(log=lambda *_: None)
+    return dict(dishes=json.loads((data / "dishes.json").read_text(encoding="utf-8")),
+                test=json.loads((data / "eval" / "test.json").read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("lesson", sorted(WRONG))
+def test_a_wrong_answer_does_not_pass_and_says_why(lesson, tiny, engine, food, capsys, monkeypatch):
+    monkeypatch.delenv(STRICT_ENV, raising=False)
+    context = _context(lesson, tiny, engine, food)
+    assert check(lesson, **WRONG[lesson], **context) is False
+    said = capsys.readouterr().out
+    assert said.startswith("Not yet: ") and "Traceback" not in said, said
+    monkeypatch.setenv(STRICT_ENV, "1")  # the solutions run: a check that does not pass fails the notebook
+    with pytest.raises(AssertionError, match=f"lesson {lesson}'s exercise: Not yet"):
+        check(lesson, **WRONG[lesson], **context)
+
+
+@pytest.mark.parametrize("lesson", sorted(WRONG))
+def test_an_empty_answer_gets_the_hint(lesson, tiny, engine, food, capsys, monkeypatch):
+    monkeypatch.delenv(STRICT_ENV, raising=False)
+    empty = {name: ... for name in EXERCISES[lesson].answers}
+    assert check(lesson, **empty, **_context(lesson, tiny, engine, food)) is False
+    assert capsys.readouterr().out == (f"Fill in {', '.join(EXERCISES[lesson].answers)} (still `...`), then run the "
+                                       f"cell again. Hint: {EXERCISES[lesson].hint}\n")
+
+
+def test_an_answer_that_raises_is_reported_not_thrown(capsys, monkeypatch):
+    monkeypatch.delenv(STRICT_ENV, raising=False)
+
+    def broken(*args):
+        raise IndexError("index 9 is out of bounds")
+
+    assert check("02", llava15_13b=1024 * 5120 + 5120 + 5120 * 5120 + 5120, my_replace=broken, blip2_count=1) is False
+    assert capsys.readouterr().out.startswith("Not yet: your answer raised IndexError: index 9 is out of bounds. Hint:")
+
+
+def test_the_solutions_fill_the_markers_only():
+    import nbformat
+
+    from course_lib.notebooks import with_solutions
+
+    path = REPO_ROOT / "notebooks" / "05_dynamic_tiling.ipynb"
+    filled = with_solutions(nbformat.read(path, as_version=4), "05")
+    cells = [c.source for c in filled.cells if c.cell_type == "code" and BEGIN in c.source]
+    assert len(cells) == 1 and f"{BEGIN}\n{SOLUTIONS['05']}{END}" in cells[0]
+    assert cells[0].endswith('check("05", banner_tiles=banner_tiles)')
