@@ -71,3 +71,15 @@ def test_a_students_notebook_with_its_exercise_left_empty_shows_a_hint_not_a_tra
              for out in cell.outputs]
     assert shown == ["Fill in banner_tiles (still `...`), then run the cell again. Hint: a 10:1 picture within 12 tiles: "
                      "which grid, and is a thumbnail added?\n"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_lesson_states_goals_time_and_prerequisites_and_ends_with_a_recap_and_references(path):
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    opening, closing = "".join(cells[0]["source"]), "".join(cells[-1]["source"])
+    assert cells[0]["cell_type"] == "markdown" and opening.startswith(f"# {path.name[:2]} ·")
+    for part in ("**Goals**: ", "**Time**: about ", "**Prerequisites**: "):
+        assert part in opening, f"{path.name}: the opening cell lacks {part!r}"
+    assert cells[-1]["cell_type"] == "markdown" and closing.startswith("## Recap\n")
+    references = closing.split("## References\n", 1)[1]
+    assert references.count("\n* ") >= 1 and ("arXiv:" in references or "https://" in references), path.name
