@@ -157,3 +157,31 @@ def test_figures_draw():
 def test_layout_labels_with_one_size_per_image():
     ids = [1, 9, 9, 2, 9, 9, 9, 9, 3]
     assert C.layout_labels(ids, 9, [2, 4]) == ["text", "image 1", "image 1", "text"] + ["image 2"] * 4 + ["text"]
+
+
+def test_architecture_diagrams_use_the_real_sizes_and_the_tiny_models_own(tiny_path):
+    """BLIP-2, LLaVA-1.5 and InternVL2-2B at published sizes; the tiny row read from the checkpoint's config."""
+    import json
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from course_lib.diagrams import architecture_rows, plot_architectures
+    from course_lib.tiny_internvl2 import SPEC
+
+    config = json.loads((tiny_path / "config.json").read_text(encoding="utf-8"))
+    rows = architecture_rows(config)
+    real, tiny = rows["InternVL2-2B"], rows["tiny InternVL2 (the course model)"]
+    assert [b.output for b in real[1:4]] == ["n x 1024 x 1024", "n x 256 x 4096", "n x 256 x 2048"]
+    vision, llm = SPEC["vision_config"], SPEC["llm_config"]
+    assert [b.output for b in tiny[1:4]] == [f"n x 1024 x {vision['hidden_size']}",
+                                             f"n x 256 x {4 * vision['hidden_size']}", f"n x 256 x {llm['hidden_size']}"]
+    assert f"{llm['num_hidden_layers']} layers" in tiny[4].name and f"{vision['num_hidden_layers']} layers" in tiny[1].name
+    assert rows["BLIP-2 (OPT-2.7B)"][2].output == "32 x 768" and rows["LLaVA-1.5-7B"][1].output == "576 x 1024"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig = plot_architectures(config)
+        fig.canvas.draw()
+    assert not [w for w in caught if "missing from" in str(w.message)]
+    assert len(fig.axes[0].patches) == sum(len(blocks) for blocks in rows.values())
+    plt.close(fig)

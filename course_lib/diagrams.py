@@ -1,0 +1,100 @@
+"""Architecture diagrams drawn from sizes: BLIP-2, LLaVA-1.5 and InternVL2-2B at their published sizes, and the
+kit's tiny InternVL2 (read from its config) beside them, so the course model is seen to be the same machine.
+
+Each architecture is a row of blocks (picture -> vision encoder -> connector -> language model), each block with
+the tensor that leaves it. Sizes: BLIP-2 (Li et al. 2023, EVA ViT-g/14 at 224 px, Q-Former with 32 queries, OPT-2.7B),
+LLaVA-1.5 (Liu et al. 2023, CLIP ViT-L/14 at 336 px, a two-layer MLP, Vicuna-7B), InternVL2-2B (its config.json:
+InternViT-300M at 448 px, 24 layers of width 1024; pixel shuffle 0.5; mlp1; InternLM2-chat-1.8B, 24 layers of 2048).
+"""
+from dataclasses import dataclass
+from typing import Dict, List
+
+# InternVL2-2B's config.json, the fields the diagram shows.
+INTERNVL2_2B = dict(image_size=448, patch_size=14, vision_layers=24, vision_hidden=1024, downsample_ratio=0.5,
+                    llm_layers=24, llm_hidden=2048)
+
+KIND_COLOURS = {"input": "#E5E5E5", "vision": "#4C72B0", "connector": "#DD8452", "llm": "#55A868"}
+
+
+@dataclass(frozen=True)
+class Block:
+    name: str
+    kind: str  # input, vision, connector or llm (the colour)
+    output: str  # the tensor that leaves the block, per picture or per tile
+
+
+def internvl2_sizes(config) -> Dict[str, float]:
+    """The diagram's fields from an InternVLChatConfig (or its config.json as a dict)."""
+    get = (lambda obj, key: obj[key]) if isinstance(config, dict) else getattr
+    vision, llm = get(config, "vision_config"), get(config, "llm_config")
+    return dict(image_size=get(config, "force_image_size") or get(vision, "image_size"), patch_size=get(vision, "patch_size"),
+                vision_layers=get(vision, "num_hidden_layers"), vision_hidden=get(vision, "hidden_size"),
+                downsample_ratio=get(config, "downsample_ratio"), llm_layers=get(llm, "num_hidden_layers"),
+                llm_hidden=get(llm, "hidden_size"))
+
+
+def internvl2_blocks(sizes: Dict[str, float]) -> List[Block]:
+    side = sizes["image_size"] // sizes["patch_size"]
+    patches, width = side * side, sizes["vision_hidden"]
+    folded = int(width / sizes["downsample_ratio"] ** 2)
+    tokens = int(patches * sizes["downsample_ratio"] ** 2)
+    return [Block("picture -> tiles", "input", f"n x 3 x {sizes['image_size']}²"),
+            Block(f"InternViT\n{sizes['vision_layers']} layers, {width} wide", "vision", f"n x {patches} x {width}"),
+            Block(f"pixel shuffle {sizes['downsample_ratio']}", "connector", f"n x {tokens} x {folded}"),
+            Block(f"mlp1\n{folded} -> {sizes['llm_hidden']}", "connector", f"n x {tokens} x {sizes['llm_hidden']}"),
+            Block(f"InternLM2\n{sizes['llm_layers']} layers, {sizes['llm_hidden']} wide", "llm",
+                  f"<IMG_CONTEXT> rows, then text")]
+
+
+def blip2_blocks() -> List[Block]:
+    return [Block("picture", "input", "3 x 224²"),
+            Block("EVA ViT-g/14 (frozen)\n39 layers, 1408 wide", "vision", "257 x 1408"),
+            Block("Q-Former\n32 queries, 12 layers", "connector", "32 x 768"),
+            Block("Linear\n768 -> 2560", "connector", "32 x 2560"),
+            Block("OPT-2.7B (frozen)\n32 layers, 2560 wide", "llm", "32-token prefix, then text")]
+
+
+def llava15_blocks() -> List[Block]:
+    return [Block("picture", "input", "3 x 336²"),
+            Block("CLIP ViT-L/14-336\n24 layers, 1024 wide", "vision", "576 x 1024"),
+            Block("MLP (2 layers, GELU)\n1024 -> 4096", "connector", "576 x 4096"),
+            Block("Vicuna-7B\n32 layers, 4096 wide", "llm", "576 <image> rows, then text")]
+
+
+TINY_ROW = "tiny InternVL2 (the course model)"
+
+
+def architecture_rows(model_config, model_name: str = TINY_ROW) -> Dict[str, List[Block]]:
+    """The three published architectures, then the InternVL2 checkpoint whose config is given."""
+    return {"BLIP-2 (OPT-2.7B)": blip2_blocks(), "LLaVA-1.5-7B": llava15_blocks(),
+            "InternVL2-2B": internvl2_blocks(INTERNVL2_2B), model_name: internvl2_blocks(internvl2_sizes(model_config))}
+
+
+def plot_architectures(model_config, model_name: str = TINY_ROW,
+                       title: str = "Picture -> vision encoder -> connector -> language model"):
+    """One row per architecture: coloured blocks (vision, connector, language model), each with its output."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    rows = architecture_rows(model_config, model_name)
+    fig, ax = plt.subplots(figsize=(13, 1.9 * len(rows)))
+    step, width, height = 2.6, 2.2, 0.9
+    for row, (name, blocks) in enumerate(rows.items()):
+        y = -row * 2.0
+        ax.text(-0.2, y + height / 2, name, ha="right", va="center", fontsize=10, fontweight="bold")
+        for column, block in enumerate(blocks):
+            x = column * step
+            ax.add_patch(FancyBboxPatch((x, y), width, height, boxstyle="round,pad=0.04",
+                                        facecolor=KIND_COLOURS[block.kind], edgecolor="#333333",
+                                        alpha=0.35 if block.kind == "input" else 0.8))
+            ax.text(x + width / 2, y + height / 2, block.name, ha="center", va="center", fontsize=8)
+            ax.text(x + width / 2, y - 0.22, block.output, ha="center", va="center", fontsize=7.5, color="#333333")
+            if column:
+                ax.annotate("", xy=(x - 0.04, y + height / 2), xytext=(x - step + width + 0.04, y + height / 2),
+                            arrowprops=dict(arrowstyle="->", color="#333333"))
+    ax.set_xlim(-4.2, 5 * step)
+    ax.set_ylim(-2.0 * (len(rows) - 1) - 0.6, height + 0.3)
+    ax.axis("off")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
