@@ -290,3 +290,24 @@ def plot_layouts(layouts: Dict[str, Sequence[str]], title: str = "What each posi
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+# ---- new special tokens vs placeholders (Qwen-VL vs MiniGPT4Qwen) ----------------------------------
+def special_token_training_cost(vocab_size: int, llm_hidden: int, tied_embeddings: bool = False) -> int:
+    """Parameters that must train when new special tokens (Qwen-VL's <img>, </img>) are added to a frozen
+    LLM: their embedding rows start random and the output layer must learn to predict them, and frameworks
+    train whole matrices, not rows: the input embedding and (unless tied) lm_head, vocab x width each.
+    A placeholder token whose rows are overwritten by image features (MiniGPT4Qwen's <|extra_0|>) costs 0."""
+    return vocab_size * llm_hidden * (1 if tied_embeddings else 2)
+
+
+def placeholder_row_gradients(vocab_size: int = 10, width: int = 4, placeholder_id: int = 3) -> torch.Tensor:
+    """The gradient each embedding row gets when the placeholder's positions are replaced by image features:
+    (vocab_size,) norms; the placeholder's row gets exactly 0, so it never needs training."""
+    torch.manual_seed(0)
+    embedding = nn.Embedding(vocab_size, width)
+    ids = torch.tensor([[1, placeholder_id, placeholder_id, 5, 7]])
+    image = torch.randn(1, 2, width)
+    merged = replace_placeholders(ids, embedding(ids), image, placeholder_id)
+    (merged ** 2).sum().backward()
+    return embedding.weight.grad.norm(dim=1)

@@ -7,7 +7,7 @@ LLaVA-1.5 (Liu et al. 2023, CLIP ViT-L/14 at 336 px, a two-layer MLP, Vicuna-7B)
 InternViT-300M at 448 px, 24 layers of width 1024; pixel shuffle 0.5; mlp1; InternLM2-chat-1.8B, 24 layers of 2048).
 """
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 # InternVL2-2B's config.json, the fields the diagram shows.
 INTERNVL2_2B = dict(image_size=448, patch_size=14, vision_layers=24, vision_hidden=1024, downsample_ratio=0.5,
@@ -94,6 +94,58 @@ def plot_architectures(model_config, model_name: str = TINY_ROW,
                             arrowprops=dict(arrowstyle="->", color="#333333"))
     ax.set_xlim(-4.2, 5 * step)
     ax.set_ylim(-2.0 * (len(rows) - 1) - 0.6, height + 0.3)
+    ax.axis("off")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+# ---- what each training stage trains ---------------------------------------------------------------
+PARTS = ("vision encoder", "connector", "language model")
+STATE_COLOURS = {"frozen": "#D9D9D9", "trained": "#C44E52", "LoRA": "#EEA0A0"}
+
+
+@dataclass(frozen=True)
+class Stage:
+    model: str
+    stage: str
+    data: str
+    parts: Tuple[str, str, str]  # the state of (vision encoder, connector, language model)
+
+
+# From the papers (BLIP-2 section 3, MiniGPT-4 section 3, LLaVA-1.5 section 3) and the lecture (InternVL2).
+TRAINING_STAGES = (
+    Stage("BLIP-2", "1 representation", "129 M image-text pairs", ("frozen", "trained", "frozen")),
+    Stage("BLIP-2", "2 generation", "the same pairs, through the LLM", ("frozen", "trained", "frozen")),
+    Stage("MiniGPT-4", "1 pre-training", "about 5 M image-text pairs", ("frozen", "trained", "frozen")),
+    Stage("MiniGPT-4", "2 fine-tuning", "3,500 curated pairs, ###Human: ... ###Assistant:", ("frozen", "trained", "frozen")),
+    Stage("LLaVA-1.5", "1 alignment", "558 K captioned pictures", ("frozen", "trained", "frozen")),
+    Stage("LLaVA-1.5", "2 instruction tuning", "665 K visual instructions", ("frozen", "trained", "trained")),
+    Stage("InternVL2", "1 pre-training", "image-text pairs: MLP only, for a first alignment", ("frozen", "trained", "frozen")),
+    Stage("InternVL2", "2 instruction tuning", "visual instructions: every module", ("trained", "trained", "trained")),
+    Stage("this course", "fine-tune (XTuner)", "food VQA: mlp1 and LoRA on the LLM", ("frozen", "trained", "LoRA")),
+)
+
+
+def plot_training_stages(stages=TRAINING_STAGES, title: str = "What each training stage changes"):
+    """A grid: one row per stage, one column per part, coloured frozen / trained / LoRA, with the data beside."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch, Rectangle
+
+    fig, ax = plt.subplots(figsize=(12, 0.45 * len(stages) + 1.4))
+    for row, stage in enumerate(stages):
+        y = len(stages) - 1 - row
+        ax.text(-0.1, y + 0.5, f"{stage.model}, stage {stage.stage}", ha="right", va="center", fontsize=9)
+        for column, state in enumerate(stage.parts):
+            ax.add_patch(Rectangle((column, y + 0.08), 0.94, 0.84, facecolor=STATE_COLOURS[state], edgecolor="white"))
+            ax.text(column + 0.47, y + 0.5, state, ha="center", va="center", fontsize=8)
+        ax.text(3.1, y + 0.5, stage.data, ha="left", va="center", fontsize=8.5, color="#333333")
+    for column, part in enumerate(PARTS):
+        ax.text(column + 0.47, len(stages) + 0.25, part, ha="center", va="bottom", fontsize=9, fontweight="bold")
+    ax.legend(handles=[Patch(facecolor=c, label=s) for s, c in STATE_COLOURS.items()], loc="lower right",
+              bbox_to_anchor=(1.0, -0.12 - 0.3 / len(stages)), ncol=3, frameon=False, fontsize=8)
+    ax.set_xlim(-3.2, 7.5)
+    ax.set_ylim(-0.2, len(stages) + 0.9)
     ax.axis("off")
     ax.set_title(title)
     fig.tight_layout()

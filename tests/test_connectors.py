@@ -185,3 +185,32 @@ def test_architecture_diagrams_use_the_real_sizes_and_the_tiny_models_own(tiny_p
     assert not [w for w in caught if "missing from" in str(w.message)]
     assert len(fig.axes[0].patches) == sum(len(blocks) for blocks in rows.values())
     plt.close(fig)
+
+
+def test_new_special_tokens_cost_the_embeddings_and_lm_head_placeholders_cost_nothing():
+    from course_lib.connectors import placeholder_row_gradients, special_token_training_cost
+
+    assert special_token_training_cost(151_936, 4096) == 1_244_659_712  # Qwen-7B: the lecture's "1.2 B"
+    assert special_token_training_cost(151_936, 4096, tied_embeddings=True) == 151_936 * 4096
+    grads = placeholder_row_gradients(vocab_size=10, placeholder_id=3)
+    assert grads[3] == 0  # overwritten by the image features: no gradient reaches its embedding
+    assert all(grads[i] > 0 for i in (1, 5, 7)) and all(grads[i] == 0 for i in (0, 2, 4, 6, 8, 9))
+
+
+def test_training_stages_figure():
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from course_lib.diagrams import PARTS, STATE_COLOURS, TRAINING_STAGES, plot_training_stages
+
+    assert all(len(stage.parts) == len(PARTS) and set(stage.parts) <= set(STATE_COLOURS) for stage in TRAINING_STAGES)
+    internvl = [stage.parts for stage in TRAINING_STAGES if stage.model == "InternVL2"]
+    assert internvl == [("frozen", "trained", "frozen"), ("trained", "trained", "trained")]  # MLP only, then all
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig = plot_training_stages()
+        fig.canvas.draw()
+    assert not [w for w in caught if "missing from" in str(w.message)]
+    assert len(fig.axes[0].patches) == 3 * len(TRAINING_STAGES)
+    plt.close(fig)
