@@ -150,3 +150,41 @@ def plot_training_stages(stages=TRAINING_STAGES, title: str = "What each trainin
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+# ---- where InternVL2's vision encoder comes from ------------------------------------------------------
+# InternViT-6B (InternVL 1.0, CVPR 2024): 48 layers, width 3200, trained contrastively against an LLM-initialised
+# text side (not a text encoder that is thrown away afterwards). InternVL 1.2 found the fourth-from-last
+# layer's features the most useful and kept 45 layers, at 448 px instead of 224. InternVL2-2B's encoder is
+# InternViT-300M-448px: 24 layers, width 1024, distilled from the 6B one.
+INTERNVIT = {"InternViT-6B (v1.0)": dict(layers=48, kept=48, width=3200, image_size=224),
+             "InternViT-6B (v1.2)": dict(layers=48, kept=45, width=3200, image_size=448),
+             "InternViT-300M (InternVL2-2B)": dict(layers=24, kept=24, width=1024, image_size=448)}
+
+
+def plot_internvit(patch_size: int = 14, title: str = "InternViT: layers kept, and patches per picture"):
+    """Left: each encoder's layers, the ones InternVL 1.2 dropped in grey. Right: patches per picture at 224 vs 448 px."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 2.8), gridspec_kw={"width_ratios": [3, 1]})
+    for row, (name, spec) in enumerate(INTERNVIT.items()):
+        y = len(INTERNVIT) - 1 - row
+        colours = ["#4C72B0"] * spec["kept"] + ["#D9D9D9"] * (spec["layers"] - spec["kept"])
+        left.barh([y] * spec["layers"], [0.9] * spec["layers"], left=range(spec["layers"]), color=colours, height=0.6)
+        left.text(-1, y, f"{name}: {spec['kept']} of {spec['layers']} layers, {spec['width']} wide, "
+                         f"{spec['image_size']} px", ha="right", va="center", fontsize=8.5)
+    left.set_xlim(-40, 49)
+    left.set_xticks([0, 12, 24, 36, 48])
+    left.set_yticks([])
+    left.set_xlabel("layer (grey: cut off, the features of layer 45 are the ones used)")
+    for side in ("top", "right", "left"):
+        left.spines[side].set_visible(False)
+    sizes = sorted({spec["image_size"] for spec in INTERNVIT.values()})
+    patches = [(size // patch_size) ** 2 for size in sizes]
+    right.bar([f"{size} px" for size in sizes], patches, color=["#8C8C8C", "#4C72B0"])
+    for index, count in enumerate(patches):
+        right.text(index, count, f"{count}", ha="center", va="bottom", fontsize=9)
+    right.set_ylabel(f"patches ({patch_size}x{patch_size} px)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

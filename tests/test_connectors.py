@@ -214,3 +214,22 @@ def test_training_stages_figure():
     assert not [w for w in caught if "missing from" in str(w.message)]
     assert len(fig.axes[0].patches) == 3 * len(TRAINING_STAGES)
     plt.close(fig)
+
+
+def test_internvit_figure_follows_the_lecture():
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from course_lib.diagrams import INTERNVIT, plot_internvit
+
+    v12 = INTERNVIT["InternViT-6B (v1.2)"]
+    assert (v12["layers"] - v12["kept"], v12["image_size"]) == (3, 448)  # the fourth-from-last layer, 224 -> 448
+    assert INTERNVIT["InternViT-300M (InternVL2-2B)"]["width"] == 1024
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig = plot_internvit()
+        fig.canvas.draw()
+    assert not [w for w in caught if "missing from" in str(w.message)]
+    assert [t.get_text() for t in fig.axes[1].texts] == ["256", "1024"]
+    plt.close(fig)
