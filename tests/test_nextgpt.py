@@ -75,3 +75,24 @@ def test_signal_tokens_and_diagram():
                  "AudioLDM", "Zeroscope"):
         assert word in texts, word
     plt.close(fig)
+
+
+def test_visionllm_super_link_encodes_the_task_queries_in_context(tiny):
+    """VisionLLM v2's routing: the task's queries follow the routing token, and their hidden states (what the
+    decoder reads) depend on the conversation before them."""
+    import pytest
+    import torch
+
+    from course_lib.visionllm import ROUTES, TaskQueries, super_link
+
+    model, tokenizer = tiny
+    hidden = model.language_model.config.hidden_size
+    queries = TaskQueries(hidden, {"[DET]": 8, "[SEG]": 4})
+    boxes = super_link(model.language_model, tokenizer, "框出图中的饺子 [DET]", "[DET]", queries)
+    masks = super_link(model.language_model, tokenizer, "框出图中的饺子 [SEG]", "[SEG]", queries)
+    assert boxes.shape == (8, hidden) and masks.shape == (4, hidden)
+    other = super_link(model.language_model, tokenizer, "框出图中的月饼 [DET]", "[DET]", queries)
+    assert not torch.allclose(boxes, other)  # the same queries, another request: another decoder input
+    assert set(ROUTES) == {"[DET]", "[SEG]", "[POSE]", "[GEN]"}
+    with pytest.raises(ValueError, match="must end with the routing token"):
+        super_link(model.language_model, tokenizer, "[DET] 框出饺子", "[DET]", queries)
