@@ -294,3 +294,27 @@ def test_the_conversion_command_a_terminal_user_runs(tmp_path):
     assert command[0] == "python" and command[2:] == ["runs/food/config.py", "runs/food/iter_640.pth", "out"]
     assert Path(command[1]).is_file() and Path(command[1]).parts[-4:] == ("configs", "internvl", "v1_5",
                                                                         "convert_to_official.py")
+
+
+def test_memory_arithmetic_matches_the_zero_paper_and_peft():
+    """ZeRO's own example (figure 1: 7.5 B parameters on 64 GPUs: 120, 31.4, 16.6, 1.9 GB) and LoRA's count
+    against peft wrapping the tiny model."""
+    import torch
+
+    from course_lib.config import cache_dir
+    from course_lib.finetune.memory import internvl2_2b_setups, lora_parameters, zero_memory
+    from course_lib.models import load_internvl
+    from course_lib.tiny_internvl2 import SPEC, ensure_tiny_checkpoint
+
+    totals = [round(zero_memory(7.5e9, 7.5e9, gpus=64, stage=s)["total"], 1) for s in range(4)]
+    assert totals == [120.0, 31.4, 16.6, 1.9]
+    model, _ = load_internvl(ensure_tiny_checkpoint(cache_dir()), "cpu", torch.float32)
+    model.wrap_llm_lora(r=8, lora_alpha=16)
+    counted = sum(p.numel() for n, p in model.language_model.named_parameters() if "lora_" in n)
+    llm = SPEC["llm_config"]
+    assert counted == lora_parameters(8, llm["num_hidden_layers"], llm["hidden_size"], llm["intermediate_size"],
+                                      llm["num_attention_heads"], llm["num_key_value_heads"],
+                                      llm["hidden_size"] // llm["num_attention_heads"])
+    setups = internvl2_2b_setups()
+    assert setups["full fine-tune, 1 GPU"]["total"] == pytest.approx(35.2)  # 16 bytes x 2.2 B
+    assert setups["LoRA r=128 + mlp1, 1 GPU"]["total"] < 7  # the frozen weights dominate
