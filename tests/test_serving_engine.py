@@ -356,3 +356,18 @@ def test_prompt_layouts_show_the_system_line_and_the_newlines(tiny, tiny_path):
     system = "<s><|im_start|>system\nYou are an AI assistant whose name is InternLM (书生·浦语).<|im_end|>"
     assert chat == own == system + "<|im_start|>user\n图中的菜是什么？<|im_end|><|im_start|>assistant\n"
     assert real == "<s><|im_start|>user\n图中的菜是什么？<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_interactive_mode_reads_only_the_new_turn(engine):
+    """Re-sending the conversation re-reads every earlier turn and its picture; a kept KV cache reads the new
+    turn only. The counts add up exactly."""
+    from course_lib.serving.kv_cache import tokens_per_turn
+
+    costs = tokens_per_turn(engine, [("图中的菜是什么？", DUMPLINGS), ("它是哪里的菜？", None), ("好吃吗？", None)])
+    first, second, third = costs
+    assert first.new_tokens == first.prompt_tokens and first.image_tokens == 256 * 1
+    assert second.image_tokens == third.image_tokens == 256  # the picture is read again every turn
+    # what is kept: the whole previous prompt, its answer and the separator
+    assert second.prompt_tokens - second.new_tokens >= first.prompt_tokens + 1
+    assert third.prompt_tokens - third.new_tokens >= second.prompt_tokens + 1
+    assert all(c.new_tokens < 40 for c in costs[1:])  # only the new question (and the answer before it)

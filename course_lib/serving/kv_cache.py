@@ -115,3 +115,49 @@ def plot_cache_memory(gpu_gib: float = 24, session_len: int = 8192, chosen: floa
     right.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# ---- interactive mode: what keeping a conversation's KV cache saves ----------------------------------
+@dataclass
+class TurnCost:
+    turn: int
+    prompt_tokens: int  # what the model reads when the whole conversation is sent again (the OpenAI API, the kit)
+    new_tokens: int  # what it reads when the earlier turns' keys and values are kept (LMDeploy's interactive mode)
+    image_tokens: int  # of prompt_tokens, the pictures' <IMG_CONTEXT> tokens (and a vision-encoder pass each)
+
+
+def tokens_per_turn(engine, turns: Sequence[tuple]) -> list:
+    """Talk through `turns` ((question, image or None) each) with a transformers engine and count, per turn,
+    the prompt tokens with and without the previous turns' KV cache. Each new prompt starts with the previous
+    prompt plus its answer and separator, which is what a kept cache holds (checked, not assumed)."""
+    from .engine import Session
+
+    session, kept, costs = Session(), "", []
+    for number, (question, image) in enumerate(turns, 1):
+        prompt = engine.prompt_text(question, image, session=session)
+        if not prompt.startswith(kept):
+            raise ValueError(f"turn {number}'s prompt does not start with the conversation so far: no cache to keep")
+        count = lambda text: len(engine.tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
+        costs.append(TurnCost(number, count(prompt), count(prompt) - count(kept) if kept else count(prompt),
+                              prompt.count("<IMG_CONTEXT>")))
+        session = engine.chat(question, image, session=session)
+        kept = prompt + session.response.text + engine.sep
+    return costs
+
+
+def plot_tokens_per_turn(costs: Sequence[TurnCost], title: str = "Tokens the model reads, turn by turn"):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3))
+    turns = [c.turn for c in costs]
+    ax.bar([t - 0.2 for t in turns], [c.prompt_tokens for c in costs], width=0.4, color="#CCCCCC",
+           label="the whole conversation again")
+    ax.bar([t + 0.2 for t in turns], [c.new_tokens for c in costs], width=0.4, color="#4C72B0",
+           label="with the history's KV cache kept (interactive)")
+    ax.set_xticks(turns)
+    ax.set_xlabel("turn")
+    ax.set_ylabel("prompt tokens read")
+    ax.set_title(title)
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
