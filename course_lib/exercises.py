@@ -44,8 +44,21 @@ def exercise(lesson: str, *answers: str, hint: str):
     return register
 
 
-def check(lesson: str, **given) -> bool:
-    """Judge a lesson's exercise: prints "Right: ..." or a hint and returns whether it is right. With
+@dataclass(frozen=True)
+class Verdict:
+    """check's result: true when right. Its message is printed already, so a notebook shows nothing more."""
+    right: bool
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.right
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def check(lesson: str, **given) -> Verdict:
+    """Judge a lesson's exercise: prints "Right: ..." or a hint and returns the verdict (true when right). With
     COURSE_EXERCISES_STRICT=1 (the solutions run), an answer that is not right raises AssertionError."""
     if lesson not in EXERCISES:
         raise KeyError(f"lesson {lesson!r} has no exercise; known: {sorted(EXERCISES)}")
@@ -63,7 +76,7 @@ def check(lesson: str, **given) -> bool:
     if not right and os.environ.get(STRICT_ENV) == "1":
         raise AssertionError(f"lesson {lesson}'s exercise: {message}")
     print(message)
-    return right
+    return Verdict(right, message)
 
 
 def _expect(condition: bool, hint: str) -> None:

@@ -59,7 +59,7 @@ def food():
 def test_a_wrong_answer_does_not_pass_and_says_why(lesson, tiny, engine, food, capsys, monkeypatch):
     monkeypatch.delenv(STRICT_ENV, raising=False)
     context = _context(lesson, tiny, engine, food)
-    assert check(lesson, **WRONG[lesson], **context) is False
+    assert check(lesson, **WRONG[lesson], **context).right is False
     said = capsys.readouterr().out
     assert said.startswith("Not yet: ") and "Traceback" not in said, said
     monkeypatch.setenv(STRICT_ENV, "1")  # the solutions run: a check that does not pass fails the notebook
@@ -71,7 +71,7 @@ def test_a_wrong_answer_does_not_pass_and_says_why(lesson, tiny, engine, food, c
 def test_an_empty_answer_gets_the_hint(lesson, tiny, engine, food, capsys, monkeypatch):
     monkeypatch.delenv(STRICT_ENV, raising=False)
     empty = {name: ... for name in EXERCISES[lesson].answers}
-    assert check(lesson, **empty, **_context(lesson, tiny, engine, food)) is False
+    assert check(lesson, **empty, **_context(lesson, tiny, engine, food)).right is False
     assert capsys.readouterr().out == (f"Fill in {', '.join(EXERCISES[lesson].answers)} (still `...`), then run the "
                                        f"cell again. Hint: {EXERCISES[lesson].hint}\n")
 
@@ -82,7 +82,7 @@ def test_an_answer_that_raises_is_reported_not_thrown(capsys, monkeypatch):
     def broken(*args):
         raise IndexError("index 9 is out of bounds")
 
-    assert check("02", llava15_13b=1024 * 5120 + 5120 + 5120 * 5120 + 5120, my_replace=broken, blip2_count=1) is False
+    assert check("02", llava15_13b=1024 * 5120 + 5120 + 5120 * 5120 + 5120, my_replace=broken, blip2_count=1).right is False
     assert capsys.readouterr().out.startswith("Not yet: your answer raised IndexError: index 9 is out of bounds. Hint:")
 
 
@@ -96,3 +96,10 @@ def test_the_solutions_fill_the_markers_only():
     cells = [c.source for c in filled.cells if c.cell_type == "code" and BEGIN in c.source]
     assert len(cells) == 1 and f"{BEGIN}\n{SOLUTIONS['05']}{END}" in cells[0]
     assert cells[0].endswith('check("05", banner_tiles=banner_tiles)')
+
+
+def test_a_right_answer_is_said_to_be_right(capsys, monkeypatch):
+    monkeypatch.delenv(STRICT_ENV, raising=False)
+    verdict = check("05", banner_tiles=11)
+    assert verdict and verdict.right
+    assert capsys.readouterr().out.startswith("Right: grid 10x1 + thumbnail = 11 tiles")
