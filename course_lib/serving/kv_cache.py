@@ -132,14 +132,15 @@ def tokens_per_turn(engine, turns: Sequence[tuple]) -> list:
     prompt plus its answer and separator, which is what a kept cache holds (checked, not assumed)."""
     from .engine import Session
 
+    def count(text: str) -> int:
+        return len(engine.tokenizer(text, add_special_tokens=False).input_ids) if text else 0
+
     session, kept, costs = Session(), "", []
     for number, (question, image) in enumerate(turns, 1):
         prompt = engine.prompt_text(question, image, session=session)
         if not prompt.startswith(kept):
             raise ValueError(f"turn {number}'s prompt does not start with the conversation so far: no cache to keep")
-        count = lambda text: len(engine.tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
-        costs.append(TurnCost(number, count(prompt), count(prompt) - count(kept) if kept else count(prompt),
-                              prompt.count("<IMG_CONTEXT>")))
+        costs.append(TurnCost(number, count(prompt), count(prompt) - count(kept), prompt.count("<IMG_CONTEXT>")))
         session = engine.chat(question, image, session=session)
         kept = prompt + session.response.text + engine.sep
     return costs
