@@ -318,3 +318,15 @@ def test_memory_arithmetic_matches_the_zero_paper_and_peft():
     setups = internvl2_2b_setups()
     assert setups["full fine-tune, 1 GPU"]["total"] == pytest.approx(35.2)  # 16 bytes x 2.2 B
     assert setups["LoRA r=128 + mlp1, 1 GPU"]["total"] < 7  # the frozen weights dominate
+
+
+def test_the_gpu_recipe_refuses_to_start_without_a_gpu(tiny_path, small_data, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is here: the real recipe can train")
+    data, images = small_data
+    run = new_run("food", "real", tiny_path, data, images, tmp_path / "runs")
+    with pytest.raises(TrainingFailed, match="trains with AMP .* and needs a CUDA GPU; torch sees none here"):
+        train(run, progress=False)
+    assert run.info()["status"] == "created" and not run.log_file.exists()  # XTuner was never started

@@ -83,3 +83,27 @@ def test_every_lesson_states_goals_time_and_prerequisites_and_ends_with_a_recap_
     assert cells[-1]["cell_type"] == "markdown" and closing.startswith("## Recap\n")
     references = closing.split("## References\n", 1)[1]
     assert references.count("\n* ") >= 1 and ("arXiv:" in references or "https://" in references), path.name
+
+
+REAL_BRANCHES = [p for p in NOTEBOOKS if p.name[:2] not in ("10", "11")]  # 10 and 11 train: the real recipe needs a GPU
+
+
+@pytest.fixture(scope="module")
+def fake_foodieqa(tmp_path_factory):
+    from course_lib.foodieqa import write_fake_release
+
+    return write_fake_release(tmp_path_factory.mktemp("real") / "FAKE-foodieqa")
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("path", REAL_BRANCHES, ids=lambda p: p.name)
+def test_real_mode_branches_run_with_a_stand_in(path, fake_foodieqa):
+    """Real mode forced on the CPU, with the course model standing in for InternVL2-2B and a fake FoodieQA release,
+    so every lesson's real-mode code runs in CI. Lessons 10 and 11 train with the GPU recipe (AMP), which
+    refuses without a GPU (test_finetune_plumbing::test_the_gpu_recipe_refuses_to_start_without_a_gpu)."""
+    env = {"COURSE_MODE": "real", "COURSE_DEVICE": "cpu", "COURSE_MODEL_PATH": str(REPO_ROOT / "assets" / "course-model"),
+           "COURSE_DATA_PATH": str(fake_foodieqa), "MPLBACKEND": "Agg"}
+    executed, run = execute_notebook(path, timeout=600, env=env, solutions=True)
+    assert run.ok, f"{path.name} failed in real mode after {run.seconds:.0f} s:\n{run.error}"
+    first_output = "".join(out.get("text", "") for out in executed.cells[1].outputs)
+    assert "running in REAL mode on cpu" in first_output, first_output[:300]

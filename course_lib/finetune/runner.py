@@ -212,6 +212,7 @@ def train(run: TrainRun, progress: bool = True, deepspeed: Optional[str] = None,
     """
     if run.finished:
         return run.final_checkpoint()
+    _check_hardware(run)
     resume_from = run.latest_checkpoint()
     set_resume(run.config, resume_from)
     run.update(status="running", resumed_from=str(resume_from) if resume_from else None)
@@ -287,6 +288,17 @@ def loss_history(run: TrainRun) -> list:
     for match in PROGRESS.finditer(run.log_file.read_text(encoding="utf-8") if run.log_file.exists() else ""):
         history[int(match.group(1))] = (float(match.group(5)), float(match.group(3)))
     return [(step, loss, lr) for step, (loss, lr) in sorted(history.items())]
+
+
+def _check_hardware(run: TrainRun) -> None:
+    """The GPU recipe trains with AMP (mmengine's AmpOptimWrapper asserts a GPU): say so before XTuner starts."""
+    import torch
+
+    profile = run.info()["profile"]
+    if PROFILES[profile]["optim_wrapper"] == "AmpOptimWrapper" and not torch.cuda.is_available():
+        raise TrainingFailed(f"{run.work_dir.name} uses the {profile!r} recipe, which trains with AMP (fp16 loss scaling) "
+                             "and needs a CUDA GPU; torch sees none here. Train in tiny mode (COURSE_MODE=tiny) on this "
+                             "machine, or on a GPU machine")
 
 
 def checkpoint_table(run: TrainRun) -> List[Tuple[int, str, Optional[float]]]:
