@@ -81,7 +81,7 @@ def plot_architectures(model_config, model_name: str = TINY_ROW,
     step, width, height = 2.6, 2.2, 0.9
     for row, (name, blocks) in enumerate(rows.items()):
         y = -row * 2.0
-        ax.text(-0.2, y + height / 2, name, ha="right", va="center", fontsize=10, fontweight="bold")
+        ax.text(-0.2, y + height / 2, name, ha="right", va="center", fontsize=10)
         for column, block in enumerate(blocks):
             x = column * step
             ax.add_patch(FancyBboxPatch((x, y), width, height, boxstyle="round,pad=0.04",
@@ -141,7 +141,7 @@ def plot_training_stages(stages=TRAINING_STAGES, title: str = "What each trainin
             ax.text(column + 0.47, y + 0.5, state, ha="center", va="center", fontsize=8)
         ax.text(3.1, y + 0.5, stage.data, ha="left", va="center", fontsize=8.5, color="#333333")
     for column, part in enumerate(PARTS):
-        ax.text(column + 0.47, len(stages) + 0.25, part, ha="center", va="bottom", fontsize=9, fontweight="bold")
+        ax.text(column + 0.47, len(stages) + 0.25, part, ha="center", va="bottom", fontsize=9)
     ax.legend(handles=[Patch(facecolor=c, label=s) for s, c in STATE_COLOURS.items()], loc="lower right",
               bbox_to_anchor=(1.0, -0.12 - 0.3 / len(stages)), ncol=3, frameon=False, fontsize=8)
     ax.set_xlim(-3.2, 7.5)
