@@ -14,12 +14,20 @@ COURSE_EXERCISES_STRICT=1, so a check that is not passed fails the run. That is 
 still passes its check, and tests/test_exercises.py proves that wrong answers do not pass.
 """
 import os
+import re
 from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
-BEGIN = "# ---- your answer ----"
+BEGIN = "# ---- your answer ----"  # the lesson's main exercise; a further one names itself: "# ---- your answer (02b) ----"
 END = "# ---- end of your answer ----"
+MARKER = re.compile(r"^# ---- your answer(?: \((?P<name>\d\d[a-z])\))? ----$", re.MULTILINE)
 STRICT_ENV = "COURSE_EXERCISES_STRICT"
+
+
+def marked_exercises(source: str, lesson: str):
+    """(exercise name, its begin-marker line) for each exercise marked in a cell's source; the plain marker is
+    the lesson's own exercise (named like the lesson: "05")."""
+    return [(found.group("name") or lesson, found.group(0)) for found in MARKER.finditer(source)]
 
 
 class Wrong(Exception):
@@ -203,3 +211,28 @@ def _lesson_11(your_answer):
     low, high = wilson_interval(90, 96)
     _expect(abs(your_answer - low) < 0.01, "compute the Wilson interval for 90 of 96 and take its lower end")
     return f"90/96 = {90 / 96:.1%}, 95% interval {low:.1%} to {high:.1%}."
+
+
+# ---- further exercises, for the lecture sections added later ----------------------------------------
+@exercise("01b", "patches_at_224", hint="a picture of side s cut into 14-pixel patches has (s / 14)² of them")
+def _lesson_01b(patches_at_224):
+    _expect(patches_at_224 == (224 // 14) ** 2, "224 / 14 = 16 patches a side")
+    return f"{patches_at_224} patches at 224 px; going to 448 px gave InternViT four times as many, 1024."
+
+
+@exercise("02b", "new_token_cost", hint="the input embedding and lm_head are each vocabulary x width, and both train")
+def _lesson_02b(new_token_cost):
+    from .connectors import special_token_training_cost
+
+    expected = special_token_training_cost(92_553, 2048)
+    _expect(new_token_cost == expected, "two matrices (embedding and lm_head, not tied), each 92,553 x 2048")
+    return f"{new_token_cost:,} parameters, about {new_token_cost / 2.2e9:.0%} of the whole model, for two new tokens."
+
+
+@exercise("10b", "zero3_four_gpus", hint="ZeRO-3 divides weights, gradients and Adam's state, 16 bytes a parameter, by the GPUs")
+def _lesson_10b(zero3_four_gpus):
+    from .finetune.memory import zero_memory
+
+    expected = zero_memory(2.2e9, 2.2e9, gpus=4, stage=3)["total"]
+    _expect(abs(zero3_four_gpus - expected) < 0.1, "16 bytes x 2.2 B parameters, divided over 4 GPUs, in GB")
+    return f"{expected:.1f} GB per GPU before activations, against 35.2 GB on one GPU without ZeRO."

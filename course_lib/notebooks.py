@@ -37,23 +37,25 @@ def kernel_for(notebook) -> str:
 
 
 def with_solutions(notebook, lesson: str):
-    """The notebook with the lesson's model answer (course_lib.solutions) between its exercise markers."""
-    from .exercises import BEGIN, END
+    """The notebook with the model answers (course_lib.solutions) between its exercise markers."""
+    from .exercises import END, marked_exercises
     from .solutions import SOLUTIONS
 
-    filled = 0
+    filled = set()
     for cell in notebook.cells:
-        if cell.cell_type != "code" or BEGIN not in cell.source:
+        if cell.cell_type != "code":
             continue
-        before, rest = cell.source.split(BEGIN, 1)
-        if END not in rest:
-            raise ValueError(f"lesson {lesson}: an exercise cell has {BEGIN!r} but no {END!r}")
-        if lesson not in SOLUTIONS:
-            raise KeyError(f"lesson {lesson} has an exercise but no solution in course_lib/solutions.py")
-        cell.source = before + BEGIN + "\n" + SOLUTIONS[lesson] + END + rest.split(END, 1)[1]
-        filled += 1
-    if lesson in SOLUTIONS and not filled:
-        raise ValueError(f"course_lib/solutions.py has a solution for lesson {lesson}, whose notebook has no exercise cell")
+        for name, begin in marked_exercises(cell.source, lesson):
+            before, rest = cell.source.split(begin, 1)
+            if END not in rest:
+                raise ValueError(f"lesson {lesson}: exercise {name}'s cell has {begin!r} but no {END!r}")
+            if name not in SOLUTIONS:
+                raise KeyError(f"exercise {name} (lesson {lesson}) has no solution in course_lib/solutions.py")
+            cell.source = before + begin + "\n" + SOLUTIONS[name] + END + rest.split(END, 1)[1]
+            filled.add(name)
+    unused = sorted(name for name in SOLUTIONS if name[:2] == lesson and name not in filled)
+    if unused:
+        raise ValueError(f"course_lib/solutions.py has solutions for {unused}, which lesson {lesson}'s notebook does not ask")
     return notebook
 
 

@@ -36,4 +36,7 @@ patches_in_token_1_0 = [8, 9, 12, 13]  # row 1 of tokens = patch rows 2-3, colum
     "09": 'answer = "B"\n',
     "10": 'your_answer = math.ceil(records / BATCH_SIZE) * PROFILES[plan.profile]["max_epochs"]\n',
     "11": "your_answer = 0.87\n",
+    "01b": "patches_at_224 = (224 // 14) ** 2\n",
+    "02b": "new_token_cost = 2 * 92_553 * 2048  # the input embedding and lm_head\n",
+    "10b": "zero3_four_gpus = 16 * 2.2e9 / 4 / 1e9  # GB\n",
 }

@@ -5,26 +5,32 @@ import json
 import pytest
 
 from conftest import REPO_ROOT
-from course_lib.exercises import BEGIN, END, EXERCISES, STRICT_ENV, check
+from course_lib.exercises import BEGIN, END, EXERCISES, STRICT_ENV, check, marked_exercises
 from course_lib.solutions import SOLUTIONS
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 def _exercise_cells(path):
+    """(exercise name, the student's part) of each marked cell of a lesson."""
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    return ["".join(c["source"]) for c in cells if c["cell_type"] == "code" and BEGIN in "".join(c["source"])]
+    found = []
+    for source in ("".join(c["source"]) for c in cells if c["cell_type"] == "code"):
+        for name, begin in marked_exercises(source, path.name[:2]):
+            found.append((name, source.split(begin, 1)[1].split(END, 1)[0]))
+    return found
 
 
-def test_every_lesson_after_00_has_one_exercise_a_check_and_a_solution():
-    with_exercise = {path.name[:2] for path in NOTEBOOKS if _exercise_cells(path)}
-    assert with_exercise == set(EXERCISES) == set(SOLUTIONS) == {f"{n:02d}" for n in range(1, 12)}
+def test_every_lesson_after_00_has_exercises_with_checks_and_solutions():
+    marked = [name for path in NOTEBOOKS for name, _ in _exercise_cells(path)]
+    assert len(marked) == len(set(marked)), "an exercise is marked twice"
+    assert set(marked) == set(EXERCISES) == set(SOLUTIONS)
+    assert {name[:2] for name in marked} == {f"{n:02d}" for n in range(1, 12)}
     for path in NOTEBOOKS:
-        for source in _exercise_cells(path):
-            student = source.split(BEGIN, 1)[1].split(END, 1)[0]
-            assert "..." in student, f"{path.name}: the exercise must be left for the student"
-            for name in EXERCISES[path.name[:2]].answers:  # nothing of the answer is in the cell
-                assert f"{name} = ..." in student or f"def {name}(" in student, (path.name, name)
+        for name, student in _exercise_cells(path):
+            assert "..." in student, f"{path.name}: exercise {name} must be left for the student"
+            for answer in EXERCISES[name].answers:  # nothing of the answer is in the cell
+                assert f"{answer} = ..." in student or f"def {answer}(" in student, (path.name, name, answer)
 
 
 def _context(lesson, tiny, engine=None, food=None):
@@ -36,7 +42,8 @@ def _context(lesson, tiny, engine=None, food=None):
 WRONG = {"01": dict(tokens_per_tile=1024, tokens_without_shuffle=1024), "02": dict(llava15_13b=1, my_replace=lambda *a: None),
          "03": dict(my_itg_mask=[[1] * 7] * 7), "04": dict(tokens_at_quarter=256, patches_in_token_1_0=[4, 5, 6, 7]),
          "05": dict(banner_tiles=10), "06": dict(context_tokens=512), "07": dict(sessions=1),
-         "08": dict(last_wait_seconds=2), "09": dict(answer="A"), "10": dict(your_answer=14), "11": dict(your_answer=0.94)}
+         "08": dict(last_wait_seconds=2), "09": dict(answer="A"), "10": dict(your_answer=14), "11": dict(your_answer=0.94),
+         "01b": dict(patches_at_224=1024), "02b": dict(new_token_cost=92_553 * 2048), "10b": dict(zero3_four_gpus=35.2)}
 
 
 @pytest.fixture(scope="module")
