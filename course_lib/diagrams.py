@@ -9,9 +9,13 @@ InternViT-300M at 448 px, 24 layers of width 1024; pixel shuffle 0.5; mlp1; Inte
 from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
+from . import internvl2_2b
+
 # InternVL2-2B's config.json, the fields the diagram shows.
-INTERNVL2_2B = dict(image_size=448, patch_size=14, vision_layers=24, vision_hidden=1024, downsample_ratio=0.5,
-                    llm_layers=24, llm_hidden=2048)
+INTERNVL2_2B = dict(image_size=internvl2_2b.IMAGE_SIZE, patch_size=internvl2_2b.PATCH_SIZE,
+                    vision_layers=internvl2_2b.VISION["layers"], vision_hidden=internvl2_2b.VISION["hidden"],
+                    downsample_ratio=internvl2_2b.DOWNSAMPLE_RATIO, llm_layers=internvl2_2b.LLM["layers"],
+                    llm_hidden=internvl2_2b.LLM["hidden"])
 
 KIND_COLOURS = {"input": "#E5E5E5", "vision": "#4C72B0", "connector": "#DD8452", "llm": "#55A868"}
 

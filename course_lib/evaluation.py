@@ -72,7 +72,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .fonts import cjk_font
+from .fonts import cjk_font, font_family
 from .question_format import LETTERS
 
 GROUPING = ("group", "split", "kind")
@@ -656,11 +656,8 @@ def fixed_and_broken(before: EvalResult, after: EvalResult) -> Dict[str, List[di
 def _font_context():
     import matplotlib.pyplot as plt
 
-    family = cjk_font()
-    if family is None:
-        return plt.rc_context({})
-    # explicit names, not "sans-serif": generic families are looked up when the figure is drawn, after this context
-    return plt.rc_context({"font.family": ["DejaVu Sans", family]})
+    families = font_family()
+    return plt.rc_context({} if families is None else {"font.family": families})
 
 
 def _names_language(names: str) -> str:

@@ -222,9 +222,10 @@ def _lesson_01b(patches_at_224):
 
 @exercise("02b", "new_token_cost", hint="the input embedding and lm_head are each vocabulary x width, and both train")
 def _lesson_02b(new_token_cost):
+    from . import internvl2_2b
     from .connectors import special_token_training_cost
 
-    expected = special_token_training_cost(92_553, 2048)
+    expected = special_token_training_cost(internvl2_2b.LLM["vocab_size"], internvl2_2b.LLM["hidden"])
     _expect(new_token_cost == expected, "two matrices (embedding and lm_head, not tied), each 92,553 x 2048")
     return f"{new_token_cost:,} parameters, about {new_token_cost / 2.2e9:.0%} of the whole model, for two new tokens."
 
@@ -233,6 +234,8 @@ def _lesson_02b(new_token_cost):
 def _lesson_10b(zero3_four_gpus):
     from .finetune.memory import zero_memory
 
-    expected = zero_memory(2.2e9, 2.2e9, gpus=4, stage=3)["total"]
+    from . import internvl2_2b
+
+    expected = zero_memory(internvl2_2b.PARAMETERS, internvl2_2b.PARAMETERS, gpus=4, stage=3)["total"]
     _expect(abs(zero3_four_gpus - expected) < 0.1, "16 bytes x 2.2 B parameters, divided over 4 GPUs, in GB")
     return f"{expected:.1f} GB per GPU before activations, against 35.2 GB on one GPU without ZeRO."

@@ -1,6 +1,6 @@
 """The font that lets matplotlib draw Chinese (its default, DejaVu Sans, has no CJK glyphs)."""
 from functools import lru_cache
-from typing import Optional
+from typing import List, Optional
 
 
 @lru_cache(maxsize=1)
@@ -42,13 +42,20 @@ def _chinese_font(entries) -> Optional[str]:
     return None
 
 
+def font_family() -> Optional[List[str]]:
+    """matplotlib's font.family for Chinese labels: DejaVu Sans first, the CJK font for the glyphs it lacks;
+    None without a CJK font. Explicit names, not "sans-serif": generic families are looked up when a figure
+    is drawn, which may be after a temporary setting is gone."""
+    family = cjk_font()
+    return None if family is None else ["DejaVu Sans", family]
+
+
 def use_cjk_font() -> Optional[str]:
-    """Let every later figure draw Chinese: DejaVu Sans first, then the CJK font for the glyphs it lacks.
-    begin() calls it at the top of each lesson; returns the font's name, or None when none is installed."""
+    """Let every later figure draw Chinese (font_family). begin() calls it at the top of each lesson; returns
+    the CJK font's name, or None when none is installed."""
     import matplotlib
 
-    family = cjk_font()
-    if family is not None:
-        # explicit names, not "sans-serif": generic families are looked up when a figure is drawn
-        matplotlib.rcParams["font.family"] = ["DejaVu Sans", family]
-    return family
+    families = font_family()
+    if families is not None:
+        matplotlib.rcParams["font.family"] = families
+    return cjk_font()

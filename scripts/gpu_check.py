@@ -66,7 +66,7 @@ def lora(figures: dict, records: int) -> None:
         print(figures["lora"], flush=True)
         return
     from course_lib.finetune.food import kit_food_set
-    from course_lib.finetune.runner import new_run, train
+    from course_lib.finetune.runner import loss_history, new_run, train
 
     data = kit_food_set(log=lambda *_: None)
     subset = json.loads((data / "xtuner" / "finetune_new.json").read_text(encoding="utf-8"))[:records]
@@ -75,7 +75,7 @@ def lora(figures: dict, records: int) -> None:
     run = new_run("gpu-check", "real", MODEL, work / "train.json", data, work / "runs")
     started = time.perf_counter()
     final = train(run, progress=False)
-    losses = [line.split("loss: ")[1].split()[0] for line in run.log_file.read_text().splitlines() if "loss: " in line]
+    losses = [loss for _, loss, _ in loss_history(run)]
     figures["lora"] = {"profile": "real", "records": records, "iterations": run.info().get("total_iters"),
                        "seconds": round(time.perf_counter() - started, 1), "final": final.name,
                        "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None}

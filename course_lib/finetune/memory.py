@@ -9,13 +9,11 @@ when memory runs out (with gradient accumulation to keep the effective batch).
 """
 from typing import Dict
 
+from .. import internvl2_2b
+from ..connectors import internvl_mlp1, meta_count
+
 GB = 1e9
 WEIGHT_BYTES, GRADIENT_BYTES, OPTIMIZER_BYTES = 2, 2, 12
-
-# InternVL2-2B (its config.json): InternLM2-chat-1.8B's sizes, and the whole model's parameter count.
-INTERNVL2_2B_LLM = dict(layers=24, hidden=2048, intermediate=8192, heads=16, kv_heads=8, head_dim=128)
-INTERNVL2_2B_PARAMETERS = 2.2e9
-INTERNVL2_2B_MLP1 = 4096 * 2 + 4096 * 2048 + 2048 + 2048 * 2048 + 2048  # LayerNorm, Linear, Linear
 
 
 def lora_parameters(r: int, layers: int, hidden: int, intermediate: int, heads: int, kv_heads: int, head_dim: int) -> int:
@@ -41,8 +39,10 @@ def zero_memory(parameters: float, trainable: float, gpus: int = 1, stage: int =
 
 def internvl2_2b_setups(r: int = 128) -> Dict[str, Dict[str, float]]:
     """The memory before activations of fine-tuning InternVL2-2B: full, or LoRA r (plus mlp1) as the course does."""
-    lora = lora_parameters(r, **INTERNVL2_2B_LLM) + INTERNVL2_2B_MLP1
-    full = INTERNVL2_2B_PARAMETERS
+    llm = {key: value for key, value in internvl2_2b.LLM.items() if key != "vocab_size"}
+    mlp1 = meta_count(internvl_mlp1, internvl2_2b.VISION["hidden"], llm["hidden"], internvl2_2b.DOWNSAMPLE_RATIO)
+    lora = lora_parameters(r, **llm) + mlp1
+    full = internvl2_2b.PARAMETERS
     return {"full fine-tune, 1 GPU": zero_memory(full, full),
             "full fine-tune, 2 GPUs, ZeRO-2": zero_memory(full, full, gpus=2, stage=2),
             "full fine-tune, 2 GPUs, ZeRO-3": zero_memory(full, full, gpus=2, stage=3),

@@ -17,12 +17,16 @@ leaves no room for activations and the vision encoder (lmdeploy#3280: out of mem
 from dataclasses import dataclass
 from typing import Sequence
 
+from .. import internvl2_2b
+from .engine import Session
+
 GIB = 1024**3
 QUANT_POLICY_BITS = {0: 16, 8: 8, 4: 4}  # --quant-policy -> bits per cached key/value
 BLOCK_TOKENS = 64  # LMDeploy's cache_block_seq_len
 
-# InternVL2-2B: InternViT-300M + MLP projector + InternLM2-chat-1.8B, about 2.2 B parameters.
-INTERNVL2_2B = dict(layers=24, kv_heads=8, head_dim=128, parameters=2.2e9)
+# InternVL2-2B: InternViT-300M + MLP projector + InternLM2-chat-1.8B (the defaults below).
+INTERNVL2_2B = dict(layers=internvl2_2b.LLM["layers"], kv_heads=internvl2_2b.LLM["kv_heads"],
+                    head_dim=internvl2_2b.LLM["head_dim"], parameters=internvl2_2b.PARAMETERS)
 
 
 def kv_bytes_per_token(layers: int = 24, kv_heads: int = 8, head_dim: int = 128, bits: int = 16) -> float:
@@ -130,8 +134,6 @@ def tokens_per_turn(engine, turns: Sequence[tuple]) -> list:
     """Talk through `turns` ((question, image or None) each) with a transformers engine and count, per turn,
     the prompt tokens with and without the previous turns' KV cache. Each new prompt starts with the previous
     prompt plus its answer and separator, which is what a kept cache holds (checked, not assumed)."""
-    from .engine import Session
-
     def count(text: str) -> int:
         return len(engine.tokenizer(text, add_special_tokens=False).input_ids) if text else 0
 
