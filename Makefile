@@ -23,15 +23,24 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: course test env system-deps tiny course-model check notebooks configs demo serving-env lock clean gpu-check
+.PHONY: course test lint format env system-deps tiny course-model check notebooks configs demo serving-env lock clean gpu-check
 
 course: env tiny
 	$(BIN)/python -m course_lib check --short
 	$(BIN)/jupyter lab --ip=$(HOST) --port=$(PORT) --no-browser --notebook-dir=notebooks \
 		--MappingKernelManager.default_kernel_name=course-kit $(ALLOW_ROOT)
 
-test: env system-deps
+test: env system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff, configured in pyproject.toml: the lint rules and the formatting every commit keeps (make format applies it).
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: env
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 env: $(STAMP)
 

@@ -7,6 +7,7 @@ Both models answer the same questions as the lessons ask them (InternVL2's batch
 (or --device cuda). The random checkpoint is the reference: it is what every tiny-mode lesson talked to
 before the course model.
 """
+
 import argparse
 import json
 import sys
@@ -16,7 +17,8 @@ from pathlib import Path
 import torch
 
 from course_lib.config import cache_dir
-from course_lib.course_model import SHIPPED_DIR, ensure_course_model, format_figures, measure
+from course_lib.course_model import SHIPPED_DIR, ensure_course_model
+from course_lib.course_model_figures import format_figures, measure
 from course_lib.food_vqa import ensure_food_vqa
 from course_lib.tiny_internvl2 import ensure_tiny_checkpoint
 
@@ -32,20 +34,31 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cache = cache_dir()
     data = ensure_food_vqa(cache, log=lambda *_: None)
-    models = {"random weights (the tiny checkpoint)": ensure_tiny_checkpoint(cache, log=lambda *_: None),
-              "course model": ensure_course_model(cache)}
+    models = {
+        "random weights (the tiny checkpoint)": ensure_tiny_checkpoint(cache, log=lambda *_: None),
+        "course model": ensure_course_model(cache),
+    }
     results = {}
     for label, path in models.items():
         started = time.perf_counter()
-        figures = measure(path, data, split=args.split, max_new_tokens=args.max_new_tokens, device=args.device,
-                          progress=sys.stderr.isatty())  # bars in a terminal, not in a log file
+        figures = measure(
+            path,
+            data,
+            cache,
+            split=args.split,
+            max_new_tokens=args.max_new_tokens,
+            device=args.device,
+            progress=sys.stderr.isatty(),
+        )  # bars in a terminal, not in a log file
         figures["seconds"] = round(time.perf_counter() - started, 1)
         results[label] = figures
         print(f"\n== {label}: {path} ({figures['seconds']} s, {args.split} split, {args.device}) ==")
         print(format_figures(figures))
         for miss in figures["not_ended"][:3]:
-            print(f"   no <|im_end|> within {args.max_new_tokens} tokens: {miss['dish']} [{miss['lang']}] "
-                  f"{miss['question']} -> {miss['answer'][:60]}")
+            print(
+                f"   no <|im_end|> within {args.max_new_tokens} tokens: {miss['dish']} [{miss['lang']}] "
+                f"{miss['question']} -> {miss['answer'][:60]}"
+            )
         for example in figures["examples"][:2]:
             for turn in example["turns"]:
                 print(f"   {example['dish']} [{example['lang']}] {turn['question']} -> {turn['answer'][:60]}")

@@ -6,6 +6,7 @@ XTuner's side is its own code: `dynamic_preprocess` and the transform its Intern
 
     .venv/bin/python benchmarks/preprocess_benchmark.py [--repeats 5]
 """
+
 import argparse
 import json
 import statistics
@@ -30,14 +31,27 @@ def xtuner_preprocessor(model_path: Path):
     from xtuner.utils import PROMPT_TEMPLATE
 
     folder = Path(tempfile.mkdtemp())
-    (folder / "data.json").write_text(json.dumps([{"image": "x.png", "conversations": [
-        {"from": "human", "value": "<image>\n?"}, {"from": "gpt", "value": "?"}]}]))
-    dataset = InternVL_V1_5_Dataset(model_path=str(model_path), template=ConfigDict(PROMPT_TEMPLATE.internlm2_chat),
-                                    data_paths=str(folder / "data.json"), image_folders=str(folder))
+    (folder / "data.json").write_text(
+        json.dumps(
+            [
+                {
+                    "image": "x.png",
+                    "conversations": [{"from": "human", "value": "<image>\n?"}, {"from": "gpt", "value": "?"}],
+                }
+            ]
+        )
+    )
+    dataset = InternVL_V1_5_Dataset(
+        model_path=str(model_path),
+        template=ConfigDict(PROMPT_TEMPLATE.internlm2_chat),
+        data_paths=str(folder / "data.json"),
+        image_folders=str(folder),
+    )
 
     def preprocess(image):
-        tiles = dynamic_preprocess(image, dataset.min_dynamic_patch, dataset.max_dynamic_patch, dataset.image_size,
-                                   dataset.use_thumbnail)
+        tiles = dynamic_preprocess(
+            image, dataset.min_dynamic_patch, dataset.max_dynamic_patch, dataset.image_size, dataset.use_thumbnail
+        )
         return torch.stack([dataset.transformer(tile) for tile in tiles])
 
     return preprocess
@@ -77,8 +91,10 @@ def main():
     print(f"{'':12s}{'images/s (best)':>18s}{'tiles/s (best)':>16s}{'median s/pass':>15s}")
     for name, best, median in (("course_lib", ours_best, ours_median), ("xtuner", theirs_best, theirs_median)):
         print(f"{name:12s}{len(images) / best:18.1f}{tiles / best:16.1f}{median:15.3f}")
-    print(f"speed-up of course_lib over xtuner: {theirs_best / ours_best:.2f}x (best of {args.repeats}), "
-          f"{theirs_median / ours_median:.2f}x (median), {args.threads} torch thread(s)")
+    print(
+        f"speed-up of course_lib over xtuner: {theirs_best / ours_best:.2f}x (best of {args.repeats}), "
+        f"{theirs_median / ours_median:.2f}x (median), {args.threads} torch thread(s)"
+    )
 
 
 if __name__ == "__main__":

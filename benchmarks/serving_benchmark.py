@@ -11,6 +11,7 @@ The model is the course setup's (tiny on a CPU, real on a GPU). transformers run
 runs here if it imports and CUDA is there, else in the serving environment (.venv-serving) if that exists
 and a GPU is there, else it is skipped and the script says why.
 """
+
 import argparse
 import json
 import statistics
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from course_lib.artefacts import lesson_model
 from course_lib.config import REPO_ROOT, cuda_available, resolve
 from course_lib.food_images import EMOJI_DIR, dishes
 from course_lib.serving import GenerationSettings, lmdeploy_status
@@ -46,14 +48,20 @@ def run(engine, prompts, batch_sizes, settings):
         latencies, tokens = [], 0
         started = time.perf_counter()
         for i in range(0, len(prompts), batch):
-            chunk = prompts[i:i + batch]
+            chunk = prompts[i : i + batch]
             sent = time.perf_counter()
             answers = engine.respond(chunk, settings)
             latencies += [time.perf_counter() - sent] * len(chunk)
             tokens += sum(answer.tokens for answer in answers)
         seconds = time.perf_counter() - started
-        results[batch] = {"requests/s": len(prompts) / seconds, "tokens/s": tokens / seconds, "tokens": tokens,
-                          "p50 s": statistics.median(latencies), "p95 s": percentile(latencies, 95), "seconds": seconds}
+        results[batch] = {
+            "requests/s": len(prompts) / seconds,
+            "tokens/s": tokens / seconds,
+            "tokens": tokens,
+            "p50 s": statistics.median(latencies),
+            "p95 s": percentile(latencies, 95),
+            "seconds": seconds,
+        }
     return results
 
 
@@ -78,9 +86,24 @@ def lmdeploy_side(path, prompts, batch_sizes, settings, engine_kind):
 
 def lmdeploy_elsewhere(args, path):
     """Run this script's LMDeploy side in the serving environment and read its JSON."""
-    command = [str(serving_python()), str(Path(__file__).resolve()), "--only", "lmdeploy", "--json", "-",
-               "--model", str(path), "--requests", str(args.requests), "--max-new-tokens", str(args.max_new_tokens),
-               "--engine", args.engine, "--batches", *map(str, args.batches)]
+    command = [
+        str(serving_python()),
+        str(Path(__file__).resolve()),
+        "--only",
+        "lmdeploy",
+        "--json",
+        "-",
+        "--model",
+        str(path),
+        "--requests",
+        str(args.requests),
+        "--max-new-tokens",
+        str(args.max_new_tokens),
+        "--engine",
+        args.engine,
+        "--batches",
+        *map(str, args.batches),
+    ]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"the serving environment's run failed:\n{done.stderr[-3000:]}")
@@ -91,8 +114,10 @@ def print_table(name, results):
     print(f"\n{name}")
     print(f"{'batch':>6s}{'requests/s':>12s}{'tokens/s':>10s}{'p50 s':>9s}{'p95 s':>9s}{'tokens':>8s}")
     for batch, r in results.items():
-        print(f"{batch:>6d}{r['requests/s']:>12.2f}{r['tokens/s']:>10.1f}{r['p50 s']:>9.3f}{r['p95 s']:>9.3f}"
-              f"{r['tokens']:>8d}")
+        print(
+            f"{batch:>6d}{r['requests/s']:>12.2f}{r['tokens/s']:>10.1f}{r['p50 s']:>9.3f}{r['p95 s']:>9.3f}"
+            f"{r['tokens']:>8d}"
+        )
 
 
 def main():
@@ -109,19 +134,23 @@ def main():
     torch.set_num_threads(args.threads)
 
     setup = resolve()
-    path = args.model or setup.ensure_model(log=lambda *_: None)
+    path = args.model or lesson_model(setup, log=lambda *_: None)
     args.engine = args.engine or ("pytorch" if setup.is_tiny else "turbomind")
     prompts = requests(args.requests)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
     figures = {}
     if args.only == "lmdeploy":  # the serving environment's half of a run
-        json.dump({str(k): v for k, v in lmdeploy_side(path, prompts, args.batches, settings, args.engine).items()},
-                  sys.stdout)
+        json.dump(
+            {str(k): v for k, v in lmdeploy_side(path, prompts, args.batches, settings, args.engine).items()},
+            sys.stdout,
+        )
         print()
         return
 
-    print(f"{len(prompts)} requests (food picture + question), greedy, max_new_tokens={args.max_new_tokens}; "
-          f"model {path} ({setup.mode} mode, {setup.device}, {args.threads} CPU thread(s))")
+    print(
+        f"{len(prompts)} requests (food picture + question), greedy, max_new_tokens={args.max_new_tokens}; "
+        f"model {path} ({setup.mode} mode, {setup.device}, {args.threads} CPU thread(s))"
+    )
     figures["transformers"] = transformers_side(path, setup.device, prompts, args.batches, settings)
     print_table(f"transformers ({setup.device})", figures["transformers"])
 
@@ -132,14 +161,18 @@ def main():
         elif serving_python() is not None and cuda_available():
             figures["lmdeploy"] = lmdeploy_elsewhere(args, path)
         else:
-            print(f"\nLMDeploy: not run here. {why}"
-                  + ("" if serving_python() else "; there is no serving environment (.venv-serving) either"))
+            print(
+                f"\nLMDeploy: not run here. {why}"
+                + ("" if serving_python() else "; there is no serving environment (.venv-serving) either")
+            )
     if "lmdeploy" in figures:
         print_table(f"LMDeploy ({args.engine})", figures["lmdeploy"])
         print(f"\n{'batch':>6s}{'throughput x':>14s}{'p50 latency x':>15s}   (LMDeploy / transformers)")
         for batch in args.batches:
             ours, theirs = figures["transformers"][batch], figures["lmdeploy"][batch]
-            print(f"{batch:>6d}{theirs['requests/s'] / ours['requests/s']:>14.2f}{theirs['p50 s'] / ours['p50 s']:>15.2f}")
+            print(
+                f"{batch:>6d}{theirs['requests/s'] / ours['requests/s']:>14.2f}{theirs['p50 s'] / ours['p50 s']:>15.2f}"
+            )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(figures, indent=1))

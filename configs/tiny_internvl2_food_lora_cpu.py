@@ -53,7 +53,9 @@ model = dict(
     model_path=path,
     freeze_llm=True,
     freeze_visual_encoder=True,
-    llm_lora=dict(type=LoraConfig, r=128, lora_alpha=256, lora_dropout=0.05, target_modules=None, task_type="CAUSAL_LM"),
+    llm_lora=dict(
+        type=LoraConfig, r=128, lora_alpha=256, lora_dropout=0.05, target_modules=None, task_type="CAUSAL_LM"
+    ),
 )
 
 #######################################################################

@@ -1,4 +1,5 @@
 """Command line: python -m course_lib {mode,check,build-tiny,course-model,notebooks}."""
+
 import argparse
 import sys
 from pathlib import Path
@@ -11,25 +12,34 @@ def main(argv=None) -> int:
     check = commands.add_parser("check", help="the environment check of notebook 00")
     check.add_argument("--short", action="store_true", help="without the per-lesson plan")
     commands.add_parser("build-tiny", help="build (or find cached) the tiny InternVL2 checkpoint and the food set")
-    course_model = commands.add_parser("course-model", help="run the course model's recipe and compare it with the "
-                                       "shipped weights in assets/course-model")
+    course_model = commands.add_parser(
+        "course-model",
+        help="run the course model's recipe and compare it with the shipped weights in assets/course-model",
+    )
     course_model.add_argument("--publish", action="store_true", help="then copy the result into assets/course-model")
-    course_model.add_argument("--fresh", action="store_true", help="build everything again in a new cache folder "
-                              "(else a build already in the cache is reused)")
+    course_model.add_argument(
+        "--fresh",
+        action="store_true",
+        help="build everything again in a new cache folder (else a build already in the cache is reused)",
+    )
     notebooks = commands.add_parser("notebooks", help="execute every notebook; executed copies and HTML go to --out")
     notebooks.add_argument("--out", type=Path, default=Path("build/notebooks"))
     notebooks.add_argument("--timeout", type=int, default=600, help="seconds per cell")
-    notebooks.add_argument("--as-student", action="store_true",
-                           help="leave the exercises empty (by default their solutions are filled in and checked)")
+    notebooks.add_argument(
+        "--as-student",
+        action="store_true",
+        help="leave the exercises empty (by default their solutions are filled in and checked)",
+    )
     args = parser.parse_args(argv)
 
     from .config import CourseConfigError
 
     try:
         if args.command == "mode":
+            from .artefacts import describe
             from .config import resolve
 
-            print(resolve().describe())
+            print(describe(resolve()))
         elif args.command == "check":
             from .config import resolve
             from .envcheck import report
@@ -37,20 +47,22 @@ def main(argv=None) -> int:
             print(report(short=args.short))
             resolve()  # a configuration error, reported above, also fails the command, so `make course` stops
         elif args.command == "build-tiny":
-            from .config import cache_dir
+            from .config import resolve
             from .finetune.food import kit_food_set
             from .tiny_internvl2 import ensure_tiny_checkpoint
 
-            print(ensure_tiny_checkpoint(cache_dir()))
-            print(kit_food_set())
+            cache = resolve().cache
+            print(ensure_tiny_checkpoint(cache))
+            print(kit_food_set(cache))
         elif args.command == "course-model":
             import json
             import tempfile
 
-            from .config import cache_dir
+            from .config import resolve
             from .course_model import SHIPPED_DIR, rebuild
 
-            cache = Path(tempfile.mkdtemp(prefix="course-model-", dir=cache_dir())) if args.fresh else cache_dir()
+            cache = resolve().cache
+            cache = Path(tempfile.mkdtemp(prefix="course-model-", dir=cache)) if args.fresh else cache
             report = rebuild(cache, publish_to=SHIPPED_DIR if args.publish else None)
             print(json.dumps(report, indent=1))
         elif args.command == "notebooks":

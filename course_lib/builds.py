@@ -2,8 +2,10 @@
 
 The build writes into a staging folder next to the target; only a finished build is made readable by
 every user (shared classroom machines) and moved into place in one rename, replacing an incomplete earlier
-attempt, and staging folders of killed builds are removed. A lock makes concurrent callers (two notebooks, a notebook and the tests) wait for one builder.
+attempt, and staging folders of killed builds are removed. A lock makes concurrent callers (two notebooks, a notebook
+and the tests) wait for one builder.
 """
+
 import fcntl
 import os
 import shutil

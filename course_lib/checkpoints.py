@@ -4,6 +4,7 @@ A remote-code checkpoint (InternVL2, tiny or real) loads only if its .py files s
 save_pretrained and XTuner's convert_to_official write config and weights but not those files, which is
 why a freshly converted InternVL2 folder fails to load; copy_remote_code puts them back.
 """
+
 import filecmp
 import importlib.util
 import json
@@ -67,8 +68,10 @@ def checkpoint_conversation(checkpoint: Path):
     checkpoint = Path(checkpoint)
     code = checkpoint / "conversation.py"
     if not code.is_file():
-        raise FileNotFoundError(f"{checkpoint} has no conversation.py: InternVL2 checkpoints ship their chat templates "
-                                "in it (copy_remote_code puts it back into a converted folder)")
+        raise FileNotFoundError(
+            f"{checkpoint} has no conversation.py: InternVL2 checkpoints ship their chat templates "
+            "in it (copy_remote_code puts it back into a converted folder)"
+        )
     config = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
     spec = importlib.util.spec_from_file_location(f"_conversation_of_{abs(hash(str(checkpoint)))}", code)
     module = importlib.util.module_from_spec(spec)
@@ -90,15 +93,26 @@ def chat_template_fields(checkpoint) -> dict:
     style = getattr(getattr(conversation, "sep_style", None), "name", "MPT")  # the kit's copy has only MPT
     prefix, marker, suffix = conversation.system_template.partition("{system_message}")
     if style != "MPT" or not marker:
-        raise ValueError(f"{checkpoint}: conversation template {conversation.name!r} (style {style}) is not the "
-                         "separator-joined (MPT) layout of InternVL2's templates; give LMDeploy a --chat-template yourself")
+        raise ValueError(
+            f"{checkpoint}: conversation template {conversation.name!r} (style {style}) is not the "
+            "separator-joined (MPT) layout of InternVL2's templates; give LMDeploy a --chat-template yourself"
+        )
     tokenizer_config = json.loads((Path(checkpoint) / "tokenizer_config.json").read_text(encoding="utf-8"))
     bos = tokenizer_config.get("bos_token") or ""
     bos = bos.get("content", "") if isinstance(bos, dict) else bos  # written by the tokenizer, as its template does
     sep = conversation.sep
-    return dict(model_name="base", system=bos + prefix, meta_instruction=conversation.system_message,
-                eosys=suffix + sep, user=conversation.roles[0], eoh=sep, assistant=conversation.roles[1], eoa=sep,
-                separator="", stop_words=[sep.strip()])
+    return dict(
+        model_name="base",
+        system=bos + prefix,
+        meta_instruction=conversation.system_message,
+        eosys=suffix + sep,
+        user=conversation.roles[0],
+        eoh=sep,
+        assistant=conversation.roles[1],
+        eoa=sep,
+        separator="",
+        stop_words=[sep.strip()],
+    )
 
 
 def internlm2_chat_template() -> str:
@@ -115,8 +129,12 @@ def prompt_layouts(checkpoint, tokenizer, question: str) -> Dict[str, str]:
     messages = [{"role": "user", "content": question}]
 
     def rendered(template=None):
-        return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template(
+            messages, chat_template=template, tokenize=False, add_generation_prompt=True
+        )
 
-    return {"chat() and XTuner (what the kit serves)": (tokenizer.bos_token or "") + conversation.get_prompt(),
-            "this tokenizer's chat_template": rendered(),
-            "InternVL2-2B's tokenizer chat_template": rendered(internlm2_chat_template())}
+    return {
+        "chat() and XTuner (what the kit serves)": (tokenizer.bos_token or "") + conversation.get_prompt(),
+        "this tokenizer's chat_template": rendered(),
+        "InternVL2-2B's tokenizer chat_template": rendered(internlm2_chat_template()),
+    }

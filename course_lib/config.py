@@ -2,12 +2,14 @@
 
 Precedence, highest first: environment variables (COURSE_MODE, COURSE_DEVICE, COURSE_MODEL_PATH,
 COURSE_DATA_PATH, COURSE_CACHE_DIR, COURSE_CONFIG for another YAML file), then configs/course.yaml,
-then the defaults written there. resolve() never builds or loads anything; it explains its choice.
+then the defaults written there. resolve() never builds or loads anything; it explains its choice. This module
+imports nothing else from course_lib: everything else is handed the setup it returns.
 """
+
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Mapping, Optional
+from typing import List, Mapping, Optional, Tuple
 
 import yaml
 
@@ -20,66 +22,23 @@ class CourseConfigError(ValueError):
     """The course configuration asks for something this machine cannot do; the message says what to change."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class CourseSetup:
+    """What this machine runs the course with, decided once by resolve() and handed down; it builds nothing.
+    The things built from it (the course model, the food set) are asked for in course_lib.artefacts."""
+
     mode: str  # "tiny" or "real"
     device: str  # "cpu", "cuda", "cuda:N"
-    model_path: Optional[Path]  # None in tiny mode until the course model is found (see ensure_model)
-    data_path: Optional[Path]
+    model_path: Optional[Path]  # None in tiny mode: the course model (course_lib.artefacts.lesson_model)
+    data_path: Optional[Path]  # None in tiny mode: the kit's food set (course_lib.artefacts.food_set)
     config_file: Path
-    reasons: List[str] = field(default_factory=list)
-    warnings: List[str] = field(default_factory=list)
+    cache: Path  # where everything built is kept (COURSE_CACHE_DIR or cache_dir in the course config)
+    reasons: Tuple[str, ...] = ()
+    warnings: Tuple[str, ...] = ()
 
     @property
     def is_tiny(self) -> bool:
         return self.mode == "tiny"
-
-    def ensure_model(self, log=print) -> Path:
-        """The checkpoint folder to load: the real one, or in tiny mode the course model (shipped in
-        assets/course-model; built in the cache only when its sources changed since it was shipped)."""
-        if self.model_path is None:
-            from course_lib.course_model import ensure_course_model
-
-            self.model_path = ensure_course_model(cache_dir(), log=log)
-        return self.model_path
-
-    def ensure_data(self, log=print) -> Optional[Path]:
-        """The dataset folder: the configured one, or in tiny mode the kit's food set (built on first use)."""
-        if self.data_path is None and self.is_tiny:
-            from course_lib.food_vqa import ensure_food_vqa
-
-            self.data_path = ensure_food_vqa(cache_dir(), log=log)
-        return self.data_path
-
-    def describe(self) -> str:
-        course_model = "the course model: the tiny InternVL2, pre-trained on the kit's food set"
-        if self.model_path is not None:
-            model = str(self.model_path) + (f" ({course_model})" if self.is_tiny else "")
-        else:
-            from course_lib.course_model import SHIPPED_DIR, shipped_is_current
-
-            model = (f"{SHIPPED_DIR} ({course_model})" if shipped_is_current()
-                     else "the course model, built in the cache for these sources on first use")
-        if self.data_path is not None:
-            data = str(self.data_path) + ("" if self.data_path.exists() else "  [missing]")
-        elif self.is_tiny:
-            from course_lib.food_vqa import food_vqa_dir, is_complete as data_built
-
-            path = food_vqa_dir(cache_dir())
-            data = f"{path} (the kit's food VQA set, {'built' if data_built(path) else 'built on first use'})"
-        else:
-            data = "none"
-        lines = [
-            f"Mode:   {self.mode}",
-            f"Device: {self.device}",
-            f"Model:  {model}",
-            f"Data:   {data}",
-            f"Config: {self.config_file}",
-            "Why:",
-        ]
-        lines += [f"  - {reason}" for reason in self.reasons]
-        lines += [f"  ! {warning}" for warning in self.warnings]
-        return "\n".join(lines)
 
 
 def load_config_file(env: Mapping[str, str] = os.environ) -> tuple:
@@ -106,8 +65,10 @@ def cache_dir(env: Mapping[str, str] = os.environ) -> Path:
     _, data = load_config_file(env)
     path = _repo_path(env.get("COURSE_CACHE_DIR") or data.get("cache_dir") or ".cache")
     if path.exists() and not path.is_dir():
-        raise CourseConfigError(f"cache folder {path} (COURSE_CACHE_DIR or cache_dir in the course config) is a file; "
-                                "point it at a folder (it is created if missing)")
+        raise CourseConfigError(
+            f"cache folder {path} (COURSE_CACHE_DIR or cache_dir in the course config) is a file; "
+            "point it at a folder (it is created if missing)"
+        )
     return path
 
 
@@ -125,14 +86,23 @@ def checkpoint_problem(path: Path) -> Optional[str]:
     if not isinstance(config, dict) or "InternVLChatModel" not in (config.get("architectures") or []):
         found = config.get("architectures") if isinstance(config, dict) else type(config).__name__
         return f"{config_file} describes {found!r}, not an InternVL2 chat model (architectures: InternVLChatModel)"
-    missing = sorted({ref.split(".")[0] + ".py" for ref in (config.get("auto_map") or {}).values()
-                      if isinstance(ref, str) and not (path / (ref.split(".")[0] + ".py")).is_file()})
+    missing = sorted(
+        {
+            ref.split(".")[0] + ".py"
+            for ref in (config.get("auto_map") or {}).values()
+            if isinstance(ref, str) and not (path / (ref.split(".")[0] + ".py")).is_file()
+        }
+    )
     if missing:
-        return (f"{path} lacks its remote-code files {', '.join(missing)} (transformers would try to download them): "
-                "copy them from the base checkpoint (course_lib.checkpoints.copy_remote_code)")
+        return (
+            f"{path} lacks its remote-code files {', '.join(missing)} (transformers would try to download them): "
+            "copy them from the base checkpoint (course_lib.checkpoints.copy_remote_code)"
+        )
     if "." in path.name:
-        return (f"{path.name!r} has a dot in its name, and transformers cannot import remote code from such a folder: "
-                "rename it or point at a symbolic link without dots")
+        return (
+            f"{path.name!r} has a dot in its name, and transformers cannot import remote code from such a folder: "
+            "rename it or point at a symbolic link without dots"
+        )
     return None
 
 
@@ -170,6 +140,7 @@ def _first_checkpoint(candidates) -> Optional[Path]:
 def resolve(env: Mapping[str, str] = os.environ, has_cuda: Optional[bool] = None) -> CourseSetup:
     """Decide mode, device, model and data for this machine, and say why."""
     config_file, data = load_config_file(env)
+    cache = cache_dir(env)
     has_cuda = cuda_available() if has_cuda is None else has_cuda
     real = data.get("real") or {}
     tiny = data.get("tiny") or {}
@@ -185,7 +156,8 @@ def resolve(env: Mapping[str, str] = os.environ, has_cuda: Optional[bool] = None
     explicit_data = _repo_path(env.get("COURSE_DATA_PATH") or real.get("data_path"))
     if explicit_model is not None and checkpoint_problem(explicit_model):
         raise CourseConfigError(
-            f"model path {explicit_model} (COURSE_MODEL_PATH or real.model_path): {checkpoint_problem(explicit_model)}; "
+            f"model path {explicit_model} (COURSE_MODEL_PATH or real.model_path): "
+            f"{checkpoint_problem(explicit_model)}; "
             "point it at an InternVL2 checkpoint folder, or unset it to use tiny mode"
         )
     searched_models = [_repo_path(p) for p in real.get("model_search") or []]
@@ -236,20 +208,6 @@ def resolve(env: Mapping[str, str] = os.environ, has_cuda: Optional[bool] = None
                 "no FoodieQA folder found (COURSE_DATA_PATH or real.data_path): the fine-tuning and evaluation "
                 "lessons will stop and say so"
             )
-        return CourseSetup("real", device, real_model, real_data, config_file, reasons, warnings)
-    tiny_data = _repo_path(tiny.get("data_path"))  # None: the kit's own set, see CourseSetup.ensure_data
-    return CourseSetup("tiny", device, None, tiny_data, config_file, reasons, warnings)
-
-
-def begin(lesson: str = "") -> CourseSetup:
-    """First call of every notebook: resolve the setup and print what the lesson will run on, and why."""
-    from .fonts import use_cjk_font
-
-    setup = resolve()
-    title = f"Lesson {lesson}: " if lesson else ""
-    print(f"{title}running in {setup.mode.upper()} mode on {setup.device}")
-    print(setup.describe())
-    if use_cjk_font() is None:
-        print("plots: no CJK font installed, so Chinese labels show as boxes (install fonts-noto-cjk; "
-              "`make test` does, as root)")
-    return setup
+        return CourseSetup("real", device, real_model, real_data, config_file, cache, tuple(reasons), tuple(warnings))
+    tiny_data = _repo_path(tiny.get("data_path"))  # None: the kit's own set (course_lib.artefacts.food_set)
+    return CourseSetup("tiny", device, None, tiny_data, config_file, cache, tuple(reasons), tuple(warnings))

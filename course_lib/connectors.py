@@ -23,6 +23,7 @@ What (the projector, or connector, between vision width and LLM width):
 
 Parameter counts at real sizes are computed on torch's meta device: shapes only, no memory.
 """
+
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -132,7 +133,9 @@ def internvl_prompt(question: str, num_patches_list: Sequence[int], system: str,
     return query
 
 
-def merge_internvl(input_ids: torch.Tensor, text_embeds: torch.Tensor, vit_embeds: torch.Tensor, context_id: int) -> torch.Tensor:
+def merge_internvl(
+    input_ids: torch.Tensor, text_embeds: torch.Tensor, vit_embeds: torch.Tensor, context_id: int
+) -> torch.Tensor:
     """InternVL2's merge is the placeholder replacement with <IMG_CONTEXT> as the placeholder."""
     return replace_placeholders(input_ids, text_embeds, vit_embeds, context_id)
 
@@ -156,7 +159,9 @@ def llava15_projector(vision_hidden: int = 1024, llm_hidden: int = 4096) -> nn.M
 def internvl_mlp1(vision_hidden: int = 1024, llm_hidden: int = 2048, downsample_ratio: float = 0.5) -> nn.Module:
     """InternVL2's mlp1 (same layer names as the checkpoint: 0 LayerNorm, 1 Linear, 2 GELU, 3 Linear)."""
     folded = vision_hidden * int(1 / downsample_ratio) ** 2
-    return nn.Sequential(nn.LayerNorm(folded), nn.Linear(folded, llm_hidden), nn.GELU(), nn.Linear(llm_hidden, llm_hidden))
+    return nn.Sequential(
+        nn.LayerNorm(folded), nn.Linear(folded, llm_hidden), nn.GELU(), nn.Linear(llm_hidden, llm_hidden)
+    )
 
 
 def internvl_connect(patch_features: torch.Tensor, mlp1: nn.Module, downsample_ratio: float = 0.5) -> torch.Tensor:
@@ -171,8 +176,14 @@ def blip2_qformer_config(vision_hidden: int = 1408, **overrides):
     """BLIP-2's Q-Former: BERT-base sized, cross-attention to the ViT features every 2nd layer."""
     from transformers import Blip2QFormerConfig
 
-    values = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-                  cross_attention_frequency=2, encoder_hidden_size=vision_hidden)
+    values = dict(
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        cross_attention_frequency=2,
+        encoder_hidden_size=vision_hidden,
+    )
     values.update(overrides)
     return Blip2QFormerConfig(**values)
 
@@ -220,7 +231,12 @@ class ConnectorSpec:
 
 # Each connector at the sizes of the model that made it known.
 MINIGPT4, LLAVA, LLAVA15, INTERNVL2, BLIP2 = (
-    "MiniGPT-4 Linear (Q-Former frozen)", "LLaVA Linear", "LLaVA-1.5 MLP", "InternVL2-2B mlp1", "BLIP-2 Q-Former + Linear")
+    "MiniGPT-4 Linear (Q-Former frozen)",
+    "LLaVA Linear",
+    "LLaVA-1.5 MLP",
+    "InternVL2-2B mlp1",
+    "BLIP-2 Q-Former + Linear",
+)
 REAL_CONNECTORS = {
     MINIGPT4: ConnectorSpec(768, 4096, "32 Q-Former tokens of 768 -> Vicuna-7B 4096"),
     LLAVA: ConnectorSpec(1024, 4096, "CLIP ViT-L/14 1024 -> Vicuna-7B 4096"),
@@ -236,6 +252,7 @@ def connector_parameter_counts(llm_hidden: Optional[int] = None, vision_hidden: 
     With no arguments each connector has its own real sizes. Pass llm_hidden and/or vision_hidden to put
     them all on the same LLM / vision encoder (MiniGPT-4's Linear always reads the Q-Former's 768).
     """
+
     def sizes(key):
         spec = REAL_CONNECTORS[key]
         vision = spec.vision_hidden if key == MINIGPT4 else vision_hidden or spec.vision_hidden
@@ -250,17 +267,27 @@ def connector_parameter_counts(llm_hidden: Optional[int] = None, vision_hidden: 
     }
 
 
-def plot_connector_parameters(counts: Optional[Dict[str, int]] = None, title: str = "Trainable parameters of the connector"):
+def plot_connector_parameters(
+    counts: Optional[Dict[str, int]] = None, title: str = "Trainable parameters of the connector"
+):
     """Horizontal bars in millions on a log scale: the Q-Former towers over every MLP."""
     from .plots import bar_chart
 
     counts = counts or connector_parameter_counts()
-    return bar_chart({name: count / 1e6 for name, count in counts.items()}, title, unit="M", log=True,
-                     colors=["#C44E52" if name == BLIP2 else "#4C72B0" for name in counts],
-                     xlabel="millions of trainable parameters (log scale)", number_format="{:,.2f}")
+    return bar_chart(
+        {name: count / 1e6 for name, count in counts.items()},
+        title,
+        unit="M",
+        log=True,
+        colors=["#C44E52" if name == BLIP2 else "#4C72B0" for name in counts],
+        xlabel="millions of trainable parameters (log scale)",
+        number_format="{:,.2f}",
+    )
 
 
-def plot_layouts(layouts: Dict[str, Sequence[str]], title: str = "What each position of the LLM input holds", every: int = 1):
+def plot_layouts(
+    layouts: Dict[str, Sequence[str]], title: str = "What each position of the LLM input holds", every: int = 1
+):
     """One coloured strip per connection style: which positions are text and which are which image.
 
     every: draw one square per that many positions (long InternVL2 prompts); the axis keeps true positions.
@@ -285,8 +312,12 @@ def plot_layouts(layouts: Dict[str, Sequence[str]], title: str = "What each posi
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{int(x * every)}"))
     ax.set_xlabel("position in the sequence the LLM reads" + (f" (one square per {every})" if every > 1 else ""))
     ax.spines[["top", "right", "left"]].set_visible(False)
-    ax.legend(handles=[Patch(fc=colour, ec="#888888", label=kind) for kind, colour in palette.items()],
-              loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.legend(
+        handles=[Patch(fc=colour, ec="#888888", label=kind) for kind, colour in palette.items()],
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+        frameon=False,
+    )
     ax.set_title(title)
     fig.tight_layout()
     return fig
@@ -309,5 +340,5 @@ def placeholder_row_gradients(vocab_size: int = 10, width: int = 4, placeholder_
     ids = torch.tensor([[1, placeholder_id, placeholder_id, 5, 7]])
     image = torch.randn(1, 2, width)
     merged = replace_placeholders(ids, embedding(ids), image, placeholder_id)
-    (merged ** 2).sum().backward()
+    (merged**2).sum().backward()
     return embedding.weight.grad.norm(dim=1)

@@ -6,16 +6,22 @@ the tensor that leaves it. Sizes: BLIP-2 (Li et al. 2023, EVA ViT-g/14 at 224 px
 LLaVA-1.5 (Liu et al. 2023, CLIP ViT-L/14 at 336 px, a two-layer MLP, Vicuna-7B), InternVL2-2B (its config.json:
 InternViT-300M at 448 px, 24 layers of width 1024; pixel shuffle 0.5; mlp1; InternLM2-chat-1.8B, 24 layers of 2048).
 """
+
 from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 from . import internvl2_2b
 
 # InternVL2-2B's config.json, the fields the diagram shows.
-INTERNVL2_2B = dict(image_size=internvl2_2b.IMAGE_SIZE, patch_size=internvl2_2b.PATCH_SIZE,
-                    vision_layers=internvl2_2b.VISION["layers"], vision_hidden=internvl2_2b.VISION["hidden"],
-                    downsample_ratio=internvl2_2b.DOWNSAMPLE_RATIO, llm_layers=internvl2_2b.LLM["layers"],
-                    llm_hidden=internvl2_2b.LLM["hidden"])
+INTERNVL2_2B = dict(
+    image_size=internvl2_2b.IMAGE_SIZE,
+    patch_size=internvl2_2b.PATCH_SIZE,
+    vision_layers=internvl2_2b.VISION["layers"],
+    vision_hidden=internvl2_2b.VISION["hidden"],
+    downsample_ratio=internvl2_2b.DOWNSAMPLE_RATIO,
+    llm_layers=internvl2_2b.LLM["layers"],
+    llm_hidden=internvl2_2b.LLM["hidden"],
+)
 
 KIND_COLOURS = {"input": "#E5E5E5", "vision": "#4C72B0", "connector": "#DD8452", "llm": "#55A868"}
 
@@ -31,10 +37,15 @@ def internvl2_sizes(config) -> Dict[str, float]:
     """The diagram's fields from an InternVLChatConfig (or its config.json as a dict)."""
     get = (lambda obj, key: obj[key]) if isinstance(config, dict) else getattr
     vision, llm = get(config, "vision_config"), get(config, "llm_config")
-    return dict(image_size=get(config, "force_image_size") or get(vision, "image_size"), patch_size=get(vision, "patch_size"),
-                vision_layers=get(vision, "num_hidden_layers"), vision_hidden=get(vision, "hidden_size"),
-                downsample_ratio=get(config, "downsample_ratio"), llm_layers=get(llm, "num_hidden_layers"),
-                llm_hidden=get(llm, "hidden_size"))
+    return dict(
+        image_size=get(config, "force_image_size") or get(vision, "image_size"),
+        patch_size=get(vision, "patch_size"),
+        vision_layers=get(vision, "num_hidden_layers"),
+        vision_hidden=get(vision, "hidden_size"),
+        downsample_ratio=get(config, "downsample_ratio"),
+        llm_layers=get(llm, "num_hidden_layers"),
+        llm_hidden=get(llm, "hidden_size"),
+    )
 
 
 def internvl2_blocks(sizes: Dict[str, float]) -> List[Block]:
@@ -42,27 +53,36 @@ def internvl2_blocks(sizes: Dict[str, float]) -> List[Block]:
     patches, width = side * side, sizes["vision_hidden"]
     folded = int(width / sizes["downsample_ratio"] ** 2)
     tokens = int(patches * sizes["downsample_ratio"] ** 2)
-    return [Block("picture -> tiles", "input", f"n x 3 x {sizes['image_size']}²"),
-            Block(f"InternViT\n{sizes['vision_layers']} layers, {width} wide", "vision", f"n x {patches} x {width}"),
-            Block(f"pixel shuffle {sizes['downsample_ratio']}", "connector", f"n x {tokens} x {folded}"),
-            Block(f"mlp1\n{folded} -> {sizes['llm_hidden']}", "connector", f"n x {tokens} x {sizes['llm_hidden']}"),
-            Block(f"InternLM2\n{sizes['llm_layers']} layers, {sizes['llm_hidden']} wide", "llm",
-                  f"<IMG_CONTEXT> rows, then text")]
+    return [
+        Block("picture -> tiles", "input", f"n x 3 x {sizes['image_size']}²"),
+        Block(f"InternViT\n{sizes['vision_layers']} layers, {width} wide", "vision", f"n x {patches} x {width}"),
+        Block(f"pixel shuffle {sizes['downsample_ratio']}", "connector", f"n x {tokens} x {folded}"),
+        Block(f"mlp1\n{folded} -> {sizes['llm_hidden']}", "connector", f"n x {tokens} x {sizes['llm_hidden']}"),
+        Block(
+            f"InternLM2\n{sizes['llm_layers']} layers, {sizes['llm_hidden']} wide",
+            "llm",
+            "<IMG_CONTEXT> rows, then text",
+        ),
+    ]
 
 
 def blip2_blocks() -> List[Block]:
-    return [Block("picture", "input", "3 x 224²"),
-            Block("EVA ViT-g/14 (frozen)\n39 layers, 1408 wide", "vision", "257 x 1408"),
-            Block("Q-Former\n32 queries, 12 layers", "connector", "32 x 768"),
-            Block("Linear\n768 -> 2560", "connector", "32 x 2560"),
-            Block("OPT-2.7B (frozen)\n32 layers, 2560 wide", "llm", "32-token prefix, then text")]
+    return [
+        Block("picture", "input", "3 x 224²"),
+        Block("EVA ViT-g/14 (frozen)\n39 layers, 1408 wide", "vision", "257 x 1408"),
+        Block("Q-Former\n32 queries, 12 layers", "connector", "32 x 768"),
+        Block("Linear\n768 -> 2560", "connector", "32 x 2560"),
+        Block("OPT-2.7B (frozen)\n32 layers, 2560 wide", "llm", "32-token prefix, then text"),
+    ]
 
 
 def llava15_blocks() -> List[Block]:
-    return [Block("picture", "input", "3 x 336²"),
-            Block("CLIP ViT-L/14-336\n24 layers, 1024 wide", "vision", "576 x 1024"),
-            Block("MLP (2 layers, GELU)\n1024 -> 4096", "connector", "576 x 4096"),
-            Block("Vicuna-7B\n32 layers, 4096 wide", "llm", "576 <image> rows, then text")]
+    return [
+        Block("picture", "input", "3 x 336²"),
+        Block("CLIP ViT-L/14-336\n24 layers, 1024 wide", "vision", "576 x 1024"),
+        Block("MLP (2 layers, GELU)\n1024 -> 4096", "connector", "576 x 4096"),
+        Block("Vicuna-7B\n32 layers, 4096 wide", "llm", "576 <image> rows, then text"),
+    ]
 
 
 TINY_ROW = "tiny InternVL2 (the course model)"
@@ -70,12 +90,17 @@ TINY_ROW = "tiny InternVL2 (the course model)"
 
 def architecture_rows(model_config, model_name: str = TINY_ROW) -> Dict[str, List[Block]]:
     """The three published architectures, then the InternVL2 checkpoint whose config is given."""
-    return {"BLIP-2 (OPT-2.7B)": blip2_blocks(), "LLaVA-1.5-7B": llava15_blocks(),
-            "InternVL2-2B": internvl2_blocks(INTERNVL2_2B), model_name: internvl2_blocks(internvl2_sizes(model_config))}
+    return {
+        "BLIP-2 (OPT-2.7B)": blip2_blocks(),
+        "LLaVA-1.5-7B": llava15_blocks(),
+        "InternVL2-2B": internvl2_blocks(INTERNVL2_2B),
+        model_name: internvl2_blocks(internvl2_sizes(model_config)),
+    }
 
 
-def plot_architectures(model_config, model_name: str = TINY_ROW,
-                       title: str = "Picture -> vision encoder -> connector -> language model"):
+def plot_architectures(
+    model_config, model_name: str = TINY_ROW, title: str = "Picture -> vision encoder -> connector -> language model"
+):
     """One row per architecture: coloured blocks (vision, connector, language model), each with its output."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
@@ -88,14 +113,26 @@ def plot_architectures(model_config, model_name: str = TINY_ROW,
         ax.text(-0.2, y + height / 2, name, ha="right", va="center", fontsize=10)
         for column, block in enumerate(blocks):
             x = column * step
-            ax.add_patch(FancyBboxPatch((x, y), width, height, boxstyle="round,pad=0.04",
-                                        facecolor=KIND_COLOURS[block.kind], edgecolor="#333333",
-                                        alpha=0.35 if block.kind == "input" else 0.8))
+            ax.add_patch(
+                FancyBboxPatch(
+                    (x, y),
+                    width,
+                    height,
+                    boxstyle="round,pad=0.04",
+                    facecolor=KIND_COLOURS[block.kind],
+                    edgecolor="#333333",
+                    alpha=0.35 if block.kind == "input" else 0.8,
+                )
+            )
             ax.text(x + width / 2, y + height / 2, block.name, ha="center", va="center", fontsize=8)
             ax.text(x + width / 2, y - 0.22, block.output, ha="center", va="center", fontsize=7.5, color="#333333")
             if column:
-                ax.annotate("", xy=(x - 0.04, y + height / 2), xytext=(x - step + width + 0.04, y + height / 2),
-                            arrowprops=dict(arrowstyle="->", color="#333333"))
+                ax.annotate(
+                    "",
+                    xy=(x - 0.04, y + height / 2),
+                    xytext=(x - step + width + 0.04, y + height / 2),
+                    arrowprops=dict(arrowstyle="->", color="#333333"),
+                )
     ax.set_xlim(-4.2, 5 * step)
     ax.set_ylim(-2.0 * (len(rows) - 1) - 0.6, height + 0.3)
     ax.axis("off")
@@ -122,10 +159,20 @@ TRAINING_STAGES = (
     Stage("BLIP-2", "1 representation", "129 M image-text pairs", ("frozen", "trained", "frozen")),
     Stage("BLIP-2", "2 generation", "the same pairs, through the LLM", ("frozen", "trained", "frozen")),
     Stage("MiniGPT-4", "1 pre-training", "about 5 M image-text pairs", ("frozen", "trained", "frozen")),
-    Stage("MiniGPT-4", "2 fine-tuning", "3,500 curated pairs, ###Human: ... ###Assistant:", ("frozen", "trained", "frozen")),
+    Stage(
+        "MiniGPT-4",
+        "2 fine-tuning",
+        "3,500 curated pairs, ###Human: ... ###Assistant:",
+        ("frozen", "trained", "frozen"),
+    ),
     Stage("LLaVA-1.5", "1 alignment", "558 K captioned pictures", ("frozen", "trained", "frozen")),
     Stage("LLaVA-1.5", "2 instruction tuning", "665 K visual instructions", ("frozen", "trained", "trained")),
-    Stage("InternVL2", "1 pre-training", "image-text pairs: MLP only, for a first alignment", ("frozen", "trained", "frozen")),
+    Stage(
+        "InternVL2",
+        "1 pre-training",
+        "image-text pairs: MLP only, for a first alignment",
+        ("frozen", "trained", "frozen"),
+    ),
     Stage("InternVL2", "2 instruction tuning", "visual instructions: every module", ("trained", "trained", "trained")),
     Stage("this course", "fine-tune (XTuner)", "food VQA: mlp1 and LoRA on the LLM", ("frozen", "trained", "LoRA")),
 )
@@ -146,8 +193,14 @@ def plot_training_stages(stages=TRAINING_STAGES, title: str = "What each trainin
         ax.text(3.1, y + 0.5, stage.data, ha="left", va="center", fontsize=8.5, color="#333333")
     for column, part in enumerate(PARTS):
         ax.text(column + 0.47, len(stages) + 0.25, part, ha="center", va="bottom", fontsize=9)
-    ax.legend(handles=[Patch(facecolor=c, label=s) for s, c in STATE_COLOURS.items()], loc="lower right",
-              bbox_to_anchor=(1.0, -0.12 - 0.3 / len(stages)), ncol=3, frameon=False, fontsize=8)
+    ax.legend(
+        handles=[Patch(facecolor=c, label=s) for s, c in STATE_COLOURS.items()],
+        loc="lower right",
+        bbox_to_anchor=(1.0, -0.12 - 0.3 / len(stages)),
+        ncol=3,
+        frameon=False,
+        fontsize=8,
+    )
     ax.set_xlim(-3.2, 7.5)
     ax.set_ylim(-0.2, len(stages) + 0.9)
     ax.axis("off")
@@ -161,13 +214,16 @@ def plot_training_stages(stages=TRAINING_STAGES, title: str = "What each trainin
 # text side (not a text encoder that is thrown away afterwards). InternVL 1.2 found the fourth-from-last
 # layer's features the most useful and kept 45 layers, at 448 px instead of 224. InternVL2-2B's encoder is
 # InternViT-300M-448px: 24 layers, width 1024, distilled from the 6B one.
-INTERNVIT = {"InternViT-6B (v1.0)": dict(layers=48, kept=48, width=3200, image_size=224),
-             "InternViT-6B (v1.2)": dict(layers=48, kept=45, width=3200, image_size=448),
-             "InternViT-300M (InternVL2-2B)": dict(layers=24, kept=24, width=1024, image_size=448)}
+INTERNVIT = {
+    "InternViT-6B (v1.0)": dict(layers=48, kept=48, width=3200, image_size=224),
+    "InternViT-6B (v1.2)": dict(layers=48, kept=45, width=3200, image_size=448),
+    "InternViT-300M (InternVL2-2B)": dict(layers=24, kept=24, width=1024, image_size=448),
+}
 
 
 def plot_internvit(patch_size: int = 14, title: str = "InternViT: layers kept, and patches per picture"):
-    """Left: each encoder's layers, the ones InternVL 1.2 dropped in grey. Right: patches per picture at 224 vs 448 px."""
+    """Left: each encoder's layers, the ones InternVL 1.2 dropped in grey. Right: patches per picture at 224 vs
+    448 px."""
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 2.8), gridspec_kw={"width_ratios": [3, 1]})
@@ -175,8 +231,14 @@ def plot_internvit(patch_size: int = 14, title: str = "InternViT: layers kept, a
         y = len(INTERNVIT) - 1 - row
         colours = ["#4C72B0"] * spec["kept"] + ["#D9D9D9"] * (spec["layers"] - spec["kept"])
         left.barh([y] * spec["layers"], [0.9] * spec["layers"], left=range(spec["layers"]), color=colours, height=0.6)
-        left.text(-1, y, f"{name}: {spec['kept']} of {spec['layers']} layers, {spec['width']} wide, "
-                         f"{spec['image_size']} px", ha="right", va="center", fontsize=8.5)
+        left.text(
+            -1,
+            y,
+            f"{name}: {spec['kept']} of {spec['layers']} layers, {spec['width']} wide, {spec['image_size']} px",
+            ha="right",
+            va="center",
+            fontsize=8.5,
+        )
     left.set_xlim(-40, 49)
     left.set_xticks([0, 12, 24, 36, 48])
     left.set_yticks([])

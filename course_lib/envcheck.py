@@ -1,5 +1,6 @@
 """The environment check behind notebooks/00: what this machine has, what each lesson will run on,
 and one sentence per missing piece saying how to fix it."""
+
 import importlib.metadata
 import importlib.util
 import json
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from .config import REPO_ROOT, CourseConfigError, cache_dir, resolve
+from .artefacts import describe
+from .config import REPO_ROOT, CourseConfigError, resolve
 from .lessons import available_lessons
 
 SERVING_PYTHON = REPO_ROOT / ".venv-serving" / "bin" / "python"
@@ -51,7 +53,9 @@ def check_python() -> Check:
     if in_kit_env:
         return Check("course environment", True, detail)
     return Check(
-        "course environment", None, detail + " (not the kit's .venv)",
+        "course environment",
+        None,
+        detail + " (not the kit's .venv)",
         "if imports fail below, run `make env` and choose the 'Course kit (course env)' kernel",
     )
 
@@ -63,7 +67,9 @@ def check_gpu() -> Check:
 
     if not torch.cuda.is_available():
         return Check(
-            "GPU", None, f"none visible to torch {torch.__version__}: tiny mode on the CPU",
+            "GPU",
+            None,
+            f"none visible to torch {torch.__version__}: tiny mode on the CPU",
             "real mode and LMDeploy need a CUDA GPU; on a GPU machine check `nvidia-smi`",
         )
     props = torch.cuda.get_device_properties(0)
@@ -81,7 +87,9 @@ def check_xtuner() -> Check:
         return Check("XTuner", False, detail + "; the xtuner command is missing", "run `make env`")
     if first_python is None or Path(first_python).parent.resolve() != cli.parent.resolve():
         return Check(
-            "XTuner", None, detail + f"; `python` on PATH is {first_python}, not this environment's",
+            "XTuner",
+            None,
+            detail + f"; `python` on PATH is {first_python}, not this environment's",
             "the kit puts its environment first on PATH when it runs `xtuner` (the CLI re-launches `python`)",
         )
     return Check("XTuner", True, detail)
@@ -92,15 +100,21 @@ def check_serving() -> Check:
         return Check("serving environment", True, f"lmdeploy {_version('lmdeploy')} in this kernel")
     if not SERVING_PYTHON.exists():
         return Check(
-            "serving environment", None, "not installed (LMDeploy lessons use the transformers backend instead)",
+            "serving environment",
+            None,
+            "not installed (LMDeploy lessons use the transformers backend instead)",
             "on a GPU machine: `make serving-env`, then pick the kernel 'Course kit (serving env, LMDeploy)'",
         )
     probe = subprocess.run(
         [str(SERVING_PYTHON), "-c", "import importlib.metadata as m; print(m.version('lmdeploy'))"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if probe.returncode != 0:
-        return Check("serving environment", False, f"{SERVING_PYTHON} cannot import lmdeploy", "re-run `make serving-env`")
+        return Check(
+            "serving environment", False, f"{SERVING_PYTHON} cannot import lmdeploy", "re-run `make serving-env`"
+        )
     return Check("serving environment", True, f"lmdeploy {probe.stdout.strip()} in {SERVING_PYTHON.parent.parent}")
 
 
@@ -110,34 +124,56 @@ def check_model(setup) -> Check:
 
         if shipped_is_current():
             info = json.loads((SHIPPED_DIR / "course_model.json").read_text())
-            return Check("model", True, f"the course model (tiny InternVL2, {info['parameters'] / 1e6:.2f} M parameters, "
-                                        f"pre-trained on the food set) at {SHIPPED_DIR}")
-        return Check("model", None, f"assets/course-model was built from other sources (recipe {shipped_hash()}, "
-                                    f"these sources: {recipe_hash()}): the course model is built in the cache on first "
-                                    "use (about 16 CPU minutes)",
-                     "`make course-model PUBLISH=1` rebuilds and ships it")
+            return Check(
+                "model",
+                True,
+                f"the course model (tiny InternVL2, {info['parameters'] / 1e6:.2f} M parameters, "
+                f"pre-trained on the food set) at {SHIPPED_DIR}",
+            )
+        return Check(
+            "model",
+            None,
+            f"assets/course-model was built from other sources (recipe {shipped_hash()}, "
+            f"these sources: {recipe_hash()}): the course model is built in the cache on first "
+            "use (about 16 CPU minutes)",
+            "`make course-model PUBLISH=1` rebuilds and ships it",
+        )
     config = json.loads((setup.model_path / "config.json").read_text())
     arch = (config.get("architectures") or ["?"])[0]
     if arch != "InternVLChatModel":
-        return Check("model", False, f"{setup.model_path} is a {arch}, not an InternVL2 chat model", "set COURSE_MODEL_PATH to an InternVL2 folder")
+        return Check(
+            "model",
+            False,
+            f"{setup.model_path} is a {arch}, not an InternVL2 chat model",
+            "set COURSE_MODEL_PATH to an InternVL2 folder",
+        )
     return Check("model", True, f"InternVL2 at {setup.model_path}")
 
 
 def check_data(setup) -> Check:
     path = setup.data_path
     if path is None and setup.is_tiny:
-        from course_lib.food_vqa import food_vqa_dir, is_complete as data_built
+        from course_lib.food_vqa import food_vqa_dir
+        from course_lib.food_vqa import is_complete as data_built
 
-        built = food_vqa_dir(cache_dir())
+        built = food_vqa_dir(setup.cache)
         if data_built(built):
             return Check("data", True, f"the kit's food VQA set at {built}")
-        return Check("data", None, f"the kit's food VQA set is not built yet ({built})",
-                     "it is rendered from assets/ on first use in seconds")
+        return Check(
+            "data",
+            None,
+            f"the kit's food VQA set is not built yet ({built})",
+            "it is rendered from assets/ on first use in seconds",
+        )
     if path is None:
         return Check("data", False, "no dataset folder configured", "set COURSE_DATA_PATH to the FoodieQA folder")
     if not path.exists():
-        return Check("data", False, f"{path} does not exist",
-                     "set COURSE_DATA_PATH to the folder holding sivqa_tidy.json and the images")
+        return Check(
+            "data",
+            False,
+            f"{path} does not exist",
+            "set COURSE_DATA_PATH to the folder holding sivqa_tidy.json and the images",
+        )
     return Check("data", True, str(path))
 
 
@@ -145,7 +181,9 @@ def check_disk() -> Check:
     free = shutil.disk_usage(REPO_ROOT).free / 2**30
     detail = f"{free:.1f} GiB free at {REPO_ROOT}"
     if free < MIN_FREE_GB:
-        return Check("disk", False, detail, f"keep at least {MIN_FREE_GB:.0f} GiB free (checkpoints, runs, the serving env)")
+        return Check(
+            "disk", False, detail, f"keep at least {MIN_FREE_GB:.0f} GiB free (checkpoints, runs, the serving env)"
+        )
     return Check("disk", True, detail)
 
 
@@ -157,8 +195,11 @@ def disk_budget() -> dict:
 def check_offline() -> Check:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     return Check(
-        "hub downloads", None,
-        "off (HF_HUB_OFFLINE=1)" if offline else "allowed in this kernel; the kit itself never downloads weights or data",
+        "hub downloads",
+        None,
+        "off (HF_HUB_OFFLINE=1)"
+        if offline
+        else "allowed in this kernel; the kit itself never downloads weights or data",
     )
 
 
@@ -186,7 +227,7 @@ def lesson_plan(setup, checks: List[Check]) -> List[str]:
 def report(short: bool = False) -> str:
     try:
         setup = resolve()
-        header = setup.describe()
+        header = describe(setup)
     except CourseConfigError as error:
         setup, header = None, f"Course configuration error: {error}"
     checks = run_checks(setup)

@@ -58,6 +58,7 @@ two models whose intervals overlap widely have not been told apart. The Wilson i
 Before/after comparisons on the same questions are paired; ``compare`` adds McNemar's exact test on the
 fixed and broken counts, which is sharper than comparing two intervals.
 """
+
 import json
 import math
 import os
@@ -73,7 +74,11 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .fonts import cjk_font, font_family
+from .probe_scores import PARSERS as PROBE_PARSERS
 from .question_format import LETTERS
+from .tables import Table
+from .tables import ci as _ci
+from .tables import percent as _percent
 
 GROUPING = ("group", "split", "kind")
 DEFAULT_GENERATION = {"max_new_tokens": 24, "do_sample": False}
@@ -82,7 +87,12 @@ UNPARSED = "unparsed"
 FORMAT = "course_lib.evaluation/1"
 
 # Preferred order of known values in tables and plots; anything else follows alphabetically.
-_ORDER = {"group": ["new", "base", "foodieqa"], "split": ["test", "ood"], "kind": ["mc", "open"], "lang": ["zh", "en"]}
+_ORDER = {
+    "group": ["new", "base", "foodieqa", "general"],
+    "split": ["test", "ood"],
+    "kind": ["mc", "open", "yesno", "colour", "count"],
+    "lang": ["zh", "en"],
+}
 
 
 # ---- answer parsing ----------------------------------------------------------------------------------
@@ -106,18 +116,20 @@ def find_letters(answer: str, n_choices: int = 4) -> List[str]:
     text = normalise(answer)
     letters = LETTERS[:n_choices]
     # not glued to a word: no letter or digit on either side, no apostrophe joining it to one (I'd, A's)
-    candidate = re.compile(rf"(?<![A-Za-z0-9])(?<![A-Za-z]['’])([{letters}{letters.lower()}])"
-                           r"(?![A-Za-z0-9])(?!['’][A-Za-z])")
+    candidate = re.compile(
+        rf"(?<![A-Za-z0-9])(?<![A-Za-z]['’])([{letters}{letters.lower()}])"
+        r"(?![A-Za-z0-9])(?!['’][A-Za-z])"
+    )
     found = list(candidate.finditer(text))
     starts = {m.start() for m in found}
     linked = set()
     for m in found:
-        joined = re.match(r"\s*(?:or|and|/|&)\s*", text[m.end():], re.IGNORECASE)
+        joined = re.match(r"\s*(?:or|and|/|&)\s*", text[m.end() :], re.IGNORECASE)
         if joined and m.end() + joined.end() in starts:
             linked.update({m.start(), m.end() + joined.end()})
     result = []
     for m in found:
-        before, after = text[: m.start()].rstrip(" \t"), text[m.end():].lstrip(" \t")
+        before, after = text[: m.start()].rstrip(" \t"), text[m.end() :].lstrip(" \t")
         previous, following = before[-1:], after[:1]
         marked = following == "" or following in _DELIMITERS or previous in _OPENERS
         chinese = is_cjk(previous) or is_cjk(following)
@@ -226,12 +238,18 @@ def parse_dish(answer: str, dishes: Sequence[dict]) -> Optional[str]:
 
 
 def parse_answer(record: dict, answer: str, dishes: Sequence[dict]) -> Optional[str]:
-    """A letter for multiple choice, a dish id for open questions; None when unparsed."""
+    """A letter for multiple choice, a dish id for open questions, "yes"/"no", a colour or a count for the probes
+    (course_lib.probe_scores); None when unparsed."""
     if record["kind"] == "mc":
         return parse_choice(answer, record.get("choices") or (), dishes)
     if record["kind"] == "open":
         return parse_dish(answer, dishes)
-    raise ValueError(f"record {record.get('id')!r} has kind {record['kind']!r}; expected 'mc' or 'open'")
+    if record["kind"] in PROBE_PARSERS:
+        return PROBE_PARSERS[record["kind"]](answer)
+    raise ValueError(
+        f"record {record.get('id')!r} has kind {record['kind']!r}; expected 'mc', 'open' or a probe "
+        f"kind ({', '.join(PROBE_PARSERS)})"
+    )
 
 
 # ---- counting ----------------------------------------------------------------------------------------
@@ -253,7 +271,7 @@ def mcnemar_p(fixed: int, broken: int) -> float:
     n = fixed + broken
     if n == 0:
         return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(fixed, broken) + 1)) / 2 ** n
+    tail = sum(math.comb(n, k) for k in range(min(fixed, broken) + 1)) / 2**n
     return min(1.0, 2 * tail)
 
 
@@ -264,8 +282,13 @@ def _stats(rows: Sequence[dict]) -> dict:
     low, high = wilson_interval(correct, n)
     guessed = sum(1 / max(1, r.get("n_choices") or len(LETTERS)) for r in rows if r["unparsed"] and r["kind"] == "mc")
     return {
-        "n": n, "correct": correct, "accuracy": correct / n if n else math.nan, "ci_low": low, "ci_high": high,
-        "unparsed": unparsed, "unparsed_rate": unparsed / n if n else math.nan,
+        "n": n,
+        "correct": correct,
+        "accuracy": correct / n if n else math.nan,
+        "ci_low": low,
+        "ci_high": high,
+        "unparsed": unparsed,
+        "unparsed_rate": unparsed / n if n else math.nan,
         "parsed_accuracy": correct / (n - unparsed) if n > unparsed else math.nan,
         "official_expected": (correct + guessed) / n if n else math.nan,
     }
@@ -274,42 +297,6 @@ def _stats(rows: Sequence[dict]) -> dict:
 def _sort_value(field_name: str, value) -> tuple:
     order = _ORDER.get(field_name, [])
     return (order.index(value), "") if value in order else (len(order), str(value))
-
-
-def _percent(value: float) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}%"
-
-
-def _ci(low: float, high: float) -> str:
-    return f"[{100 * low:.1f}, {100 * high:.1f}]"
-
-
-class Table(dict):
-    """Rows keyed by name ("new/test/mc", a dish id, or "all"); a dict, printed as a text table."""
-
-    def __init__(self, rows: Mapping[str, dict] = (), columns: Sequence[Tuple[str, object]] = (), title: str = ""):
-        super().__init__(rows)
-        self.columns = list(columns)  # (header, function of a row -> text)
-        self.title = title
-
-    @property
-    def text(self) -> str:
-        header = ["", *[name for name, _ in self.columns]]
-        lines = [[key, *[str(fmt(row)) for _, fmt in self.columns]] for key, row in self.items()]
-        widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
-        rendered = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header, *lines]]
-        return "\n".join(([self.title] if self.title else []) + rendered)
-
-    def to_dict(self) -> dict:
-        return {key: dict(row) for key, row in self.items()}
-
-    def __str__(self) -> str:
-        return self.text
-
-    __repr__ = __str__
-
-    def _repr_pretty_(self, printer, cycle):
-        printer.text(self.text)
 
 
 _STATS_COLUMNS = [
@@ -323,6 +310,7 @@ _STATS_COLUMNS = [
 @dataclass
 class Confusion:
     """Counts of true dish (rows) against predicted dish (columns, the last one "unparsed")."""
+
     true: List[str]
     predicted: List[str]
     counts: np.ndarray
@@ -334,6 +322,7 @@ class Confusion:
 @dataclass(repr=False)
 class EvalResult:
     """One scored row per record (see ``score``), the dish table and free-form notes (``meta``)."""
+
     rows: List[dict]
     dishes: List[dict] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
@@ -344,13 +333,17 @@ class EvalResult:
     def __repr__(self) -> str:
         overall = _stats(self.rows)
         name = f"{self.meta['name']!r}, " if self.meta.get("name") else ""
-        return (f"EvalResult({name}{overall['n']} rows, accuracy {_percent(overall['accuracy'])} "
-                f"{_ci(overall['ci_low'], overall['ci_high'])}, unparsed {overall['unparsed']})")
+        return (
+            f"EvalResult({name}{overall['n']} rows, accuracy {_percent(overall['accuracy'])} "
+            f"{_ci(overall['ci_low'], overall['ci_high'])}, unparsed {overall['unparsed']})"
+        )
 
     def select(self, **filters) -> List[dict]:
         """Rows whose fields equal the given values (a value may also be a list/tuple/set of values)."""
+
         def keep(row):
             return all(row.get(k) in (v if isinstance(v, (list, tuple, set)) else (v,)) for k, v in filters.items())
+
         return [row for row in self.rows if keep(row)]
 
     def stats(self, **filters) -> dict:
@@ -375,8 +368,10 @@ class EvalResult:
 
     def grouped(self, by: Sequence[str] = GROUPING, **filters) -> Table:
         """Statistics per combination of the fields in ``by`` (keys like "new/test/mc")."""
-        rows = {"/".join(map(str, key)): dict(zip(by, key), **_stats(group))
-                for key, group in self._groups(by, self.select(**filters)).items()}
+        rows = {
+            "/".join(map(str, key)): dict(zip(by, key), **_stats(group))
+            for key, group in self._groups(by, self.select(**filters)).items()
+        }
         return Table(rows, _STATS_COLUMNS)
 
     def summary(self, by: Sequence[str] = GROUPING) -> Table:
@@ -392,14 +387,21 @@ class EvalResult:
         table = self.grouped(("dish",), **filters)
         order = {str(d["id"]): i for i, d in enumerate(self.dishes)}
         rows = sorted(table.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
-        return Table({k: dict(v, name=self.dish_name(k)) for k, v in rows},
-                     [("dish", lambda r: r["name"]), *_STATS_COLUMNS])
+        return Table(
+            {k: dict(v, name=self.dish_name(k)) for k, v in rows}, [("dish", lambda r: r["name"]), *_STATS_COLUMNS]
+        )
 
     def unparsed(self, by: Sequence[str] = ("group",)) -> Table:
         """Unparsed answers per group: count and rate (they are counted as wrong, never guessed)."""
         table = self.grouped(by)
-        return Table(table, [("n", lambda r: r["n"]), ("unparsed", lambda r: r["unparsed"]),
-                             ("rate", lambda r: _percent(r["unparsed_rate"]))])
+        return Table(
+            table,
+            [
+                ("n", lambda r: r["n"]),
+                ("unparsed", lambda r: r["unparsed"]),
+                ("rate", lambda r: _percent(r["unparsed_rate"])),
+            ],
+        )
 
     def confusion(self, **filters) -> Confusion:
         """True dish vs predicted dish (mc: the chosen option's dish) over the matching rows.
@@ -446,8 +448,12 @@ class EvalResult:
 REQUIRED_FIELDS = ("id", "dish", "group", "split", "kind", "lang", "question", "answer")
 
 
-def score(records: Sequence[dict], answers: Union[Sequence[str], Mapping[str, str]], dishes: Sequence[dict],
-          meta: Optional[dict] = None) -> EvalResult:
+def score(
+    records: Sequence[dict],
+    answers: Union[Sequence[str], Mapping[str, str]],
+    dishes: Sequence[dict],
+    meta: Optional[dict] = None,
+) -> EvalResult:
     """Parse each answer (a list in record order, or a dict id -> answer) and mark it right or wrong."""
     if isinstance(answers, Mapping):
         missing = [r["id"] for r in records if r["id"] not in answers]
@@ -474,18 +480,36 @@ def score(records: Sequence[dict], answers: Union[Sequence[str], Mapping[str, st
             predicted = None if chosen is None else (choice_dish(chosen, dishes) or chosen)
             right = LETTERS.find(str(record["answer"]).strip().upper())
             about_dish = 0 <= right < len(choices) and choice_dish(choices[right], dishes) == str(record["dish"])
-        else:
+        elif record["kind"] == "open":
             correct = parsed is not None and parsed == str(record["answer"])
             predicted, about_dish = parsed, True
-        rows.append({
-            "id": record["id"], "dish": str(record["dish"]), "group": record["group"], "split": record["split"],
-            "kind": record["kind"], "lang": record["lang"], "image": record.get("image"),
-            "question": record["question"], "choices": list(choices), "n_choices": len(choices) or None,
-            "expected": record["answer"], "answer_text": record.get("answer_text"),
-            "answer": "" if answer is None else str(answer), "parsed": parsed, "predicted_dish": predicted,
-            "about_dish": bool(about_dish), "correct": bool(correct), "unparsed": parsed is None,
-        })
-    unknown = sorted({r["dish"] for r in rows} - set(by_id))
+        else:  # a probe: the answer is yes/no, a colour or a count, not a dish
+            correct = parsed is not None and parsed == str(record["answer"])
+            predicted, about_dish = None, False
+        rows.append(
+            {
+                "id": record["id"],
+                "dish": str(record["dish"]),
+                "group": record["group"],
+                "split": record["split"],
+                "kind": record["kind"],
+                "lang": record["lang"],
+                "image": record.get("image"),
+                "question": record["question"],
+                "choices": list(choices),
+                "n_choices": len(choices) or None,
+                "expected": record["answer"],
+                "answer_text": record.get("answer_text"),
+                "answer": "" if answer is None else str(answer),
+                "parsed": parsed,
+                "predicted_dish": predicted,
+                "about_dish": bool(about_dish),
+                "correct": bool(correct),
+                "unparsed": parsed is None,
+                **{key: record[key] for key in ("asked", "sampling") if key in record},
+            }
+        )
+    unknown = sorted({r["dish"] for r in rows if r["kind"] in ("mc", "open")} - set(by_id))
     if dishes and unknown:
         warnings.warn(f"{len(unknown)} dishes of the records are not in the dish table, e.g. {unknown[:3]}")
     return EvalResult(rows, [dict(d) for d in dishes], dict(meta or {}))
@@ -501,8 +525,15 @@ def _pixel_placement(model):
     return weight.device, weight.dtype
 
 
-def predict(model, tokenizer, records: Sequence[dict], dataset_root, generation_config: Optional[dict] = None,
-            batch_size: int = 8, progress: bool = True) -> List[str]:
+def predict(
+    model,
+    tokenizer,
+    records: Sequence[dict],
+    dataset_root,
+    generation_config: Optional[dict] = None,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> List[str]:
     """The model's answer to each record (one image per question) through InternVL2's ``batch_chat``.
 
     Images are tiled as the checkpoint's config says. Greedy decoding and max_new_tokens=24 unless
@@ -526,24 +557,39 @@ def predict(model, tokenizer, records: Sequence[dict], dataset_root, generation_
     answers: List[str] = []
     with tqdm(total=len(records), desc="answering", unit="question", disable=not progress) as bar:
         for start in range(0, len(records), batch_size):
-            batch = records[start: start + batch_size]
+            batch = records[start : start + batch_size]
             pixels = [load_image(root / r["image"], **settings) for r in batch]
             pixel_values = torch.cat(pixels).to(device=device, dtype=dtype)
             with torch.no_grad():
-                replies = model.batch_chat(tokenizer, pixel_values, [r["question"] for r in batch], dict(config),
-                                           num_patches_list=[p.shape[0] for p in pixels])
+                replies = model.batch_chat(
+                    tokenizer,
+                    pixel_values,
+                    [r["question"] for r in batch],
+                    dict(config),
+                    num_patches_list=[p.shape[0] for p in pixels],
+                )
             answers.extend(replies)
             bar.update(len(batch))
     return answers
 
 
-def evaluate(model, tokenizer, records: Sequence[dict], dataset_root, dishes: Sequence[dict],
-             generation_config: Optional[dict] = None, batch_size: int = 8, progress: bool = True,
-             meta: Optional[dict] = None) -> EvalResult:
+def evaluate(
+    model,
+    tokenizer,
+    records: Sequence[dict],
+    dataset_root,
+    dishes: Sequence[dict],
+    generation_config: Optional[dict] = None,
+    batch_size: int = 8,
+    progress: bool = True,
+    meta: Optional[dict] = None,
+) -> EvalResult:
     """``predict`` then ``score``; meta records the generation settings (and whatever you add)."""
     answers = predict(model, tokenizer, records, dataset_root, generation_config, batch_size, progress)
-    notes = {"generation_config": dict(DEFAULT_GENERATION if generation_config is None else generation_config),
-             "dataset_root": str(dataset_root)}
+    notes = {
+        "generation_config": dict(DEFAULT_GENERATION if generation_config is None else generation_config),
+        "dataset_root": str(dataset_root),
+    }
     return score(records, answers, dishes, meta={**notes, **(meta or {})})
 
 
@@ -551,17 +597,25 @@ def evaluation_file(path, records: Sequence[dict], device: str, batch_size: int,
     """Where the result of one checkpoint on one record list is kept: named by a hash of what decides it."""
     import hashlib
 
-    digest = hashlib.sha256(json.dumps([list(records), device, batch_size], sort_keys=True,
-                                       ensure_ascii=False).encode())
+    digest = hashlib.sha256(
+        json.dumps([list(records), device, batch_size], sort_keys=True, ensure_ascii=False).encode()
+    )
     for part in sorted(Path(path).glob("*.safetensors")) + sorted(Path(path).glob("*.py")) + [Path(__file__)]:
         digest.update(part.name.encode())
         digest.update(part.read_bytes())
     return Path(cache) / f"{Path(path).name}-{digest.hexdigest()[:16]}.json"
 
 
-def evaluate_cached(path, sets: Mapping[str, Tuple[Sequence[dict], object]], dishes: Sequence[dict], cache,
-                    device: str = "cpu", batch_size: int = 8, progress: bool = True,
-                    reuse: bool = True) -> Dict[str, EvalResult]:
+def evaluate_cached(
+    path,
+    sets: Mapping[str, Tuple[Sequence[dict], object]],
+    dishes: Sequence[dict],
+    cache,
+    device: str = "cpu",
+    batch_size: int = 8,
+    progress: bool = True,
+    reuse: bool = True,
+) -> Dict[str, EvalResult]:
     """{set name: EvalResult} for the checkpoint folder `path` on each (records, dataset_root) of `sets`.
 
     Answers are deterministic (greedy), so each result is kept in the folder `cache` under a hash of what decides
@@ -585,8 +639,16 @@ def evaluate_cached(path, sets: Mapping[str, Tuple[Sequence[dict], object]], dis
         try:
             for name, stored in missing.items():
                 records, root = sets[name]
-                results[name] = evaluate(model, tokenizer, records, root, dishes, batch_size=batch_size,
-                                         progress=progress, meta={"checkpoint": str(path), "eval_set": name})
+                results[name] = evaluate(
+                    model,
+                    tokenizer,
+                    records,
+                    root,
+                    dishes,
+                    batch_size=batch_size,
+                    progress=progress,
+                    meta={"checkpoint": str(path), "eval_set": name},
+                )
                 stored.parent.mkdir(parents=True, exist_ok=True)
                 partial = stored.with_name(f".{stored.name}.{os.getpid()}")
                 results[name].to_json(partial, overwrite=True)
@@ -602,8 +664,10 @@ def _paired(before: EvalResult, after: EvalResult) -> List[Tuple[dict, dict]]:
     if set(after_by_id) != {r["id"] for r in before.rows}:
         only_before = len({r["id"] for r in before.rows} - set(after_by_id))
         only_after = len(set(after_by_id) - {r["id"] for r in before.rows})
-        raise ValueError(f"before and after were scored on different records ({only_before} only before, "
-                         f"{only_after} only after); evaluate both on the same set")
+        raise ValueError(
+            f"before and after were scored on different records ({only_before} only before, "
+            f"{only_after} only after); evaluate both on the same set"
+        )
     return [(row, after_by_id[row["id"]]) for row in before.rows]
 
 
@@ -621,11 +685,20 @@ def compare(before: EvalResult, after: EvalResult, by: Sequence[str] = GROUPING)
         b, a = _stats([p[0] for p in group]), _stats([p[1] for p in group])
         fixed = sum(not x["correct"] and y["correct"] for x, y in group)
         broken = sum(x["correct"] and not y["correct"] for x, y in group)
-        rows[name] = dict(fields, n=b["n"], before=b["accuracy"], before_ci=(b["ci_low"], b["ci_high"]),
-                          after=a["accuracy"], after_ci=(a["ci_low"], a["ci_high"]),
-                          change=a["accuracy"] - b["accuracy"], fixed=fixed, broken=broken,
-                          mcnemar_p=mcnemar_p(fixed, broken), before_unparsed=b["unparsed"],
-                          after_unparsed=a["unparsed"])
+        rows[name] = dict(
+            fields,
+            n=b["n"],
+            before=b["accuracy"],
+            before_ci=(b["ci_low"], b["ci_high"]),
+            after=a["accuracy"],
+            after_ci=(a["ci_low"], a["ci_high"]),
+            change=a["accuracy"] - b["accuracy"],
+            fixed=fixed,
+            broken=broken,
+            mcnemar_p=mcnemar_p(fixed, broken),
+            before_unparsed=b["unparsed"],
+            after_unparsed=a["unparsed"],
+        )
     columns = [
         ("n", lambda r: r["n"]),
         ("before", lambda r: f"{_percent(r['before'])} {_ci(*r['before_ci'])}"),
@@ -645,8 +718,22 @@ def fixed_and_broken(before: EvalResult, after: EvalResult) -> Dict[str, List[di
     for b, a in _paired(before, after):
         if b["correct"] == a["correct"]:
             continue
-        item = {k: b.get(k) for k in ("id", "dish", "group", "split", "kind", "lang", "image", "question",
-                                      "choices", "expected", "answer_text")}
+        item = {
+            k: b.get(k)
+            for k in (
+                "id",
+                "dish",
+                "group",
+                "split",
+                "kind",
+                "lang",
+                "image",
+                "question",
+                "choices",
+                "expected",
+                "answer_text",
+            )
+        }
         item.update(before=b["answer"], after=a["answer"], before_parsed=b["parsed"], after_parsed=a["parsed"])
         result["fixed" if a["correct"] else "broken"].append(item)
     return result
@@ -686,8 +773,13 @@ def displayable(text: str, dishes: Sequence[dict], cjk: Optional[bool] = None) -
     return re.sub(r"[ \t]+", " ", text).replace(" \n", "\n").replace("\n ", "\n").strip()
 
 
-def plot_accuracy(before: EvalResult, after: Optional[EvalResult] = None, labels: Sequence[str] = ("before", "after"),
-                  by: Sequence[str] = GROUPING, title: str = "Accuracy with 95% Wilson intervals"):
+def plot_accuracy(
+    before: EvalResult,
+    after: Optional[EvalResult] = None,
+    labels: Sequence[str] = ("before", "after"),
+    by: Sequence[str] = GROUPING,
+    title: str = "Accuracy with 95% Wilson intervals",
+):
     """Bars of accuracy per group/split/kind with CI error bars; before and after side by side."""
     import matplotlib.pyplot as plt
 
@@ -709,8 +801,15 @@ def plot_accuracy(before: EvalResult, after: Optional[EvalResult] = None, labels
                 errors[1].append(max(0.0, row["ci_high"] - row["accuracy"]))
         ax.bar(xs, ys, width * 0.95, yerr=errors, capsize=3, color=color, label=label, ecolor="#333333")
         for x, y in zip(xs, ys):
-            ax.text(x, 0.01, f"{100 * y:.0f}", ha="center", va="bottom", fontsize=8,
-                    color="white" if y > 0.08 else "#333333")
+            ax.text(
+                x,
+                0.01,
+                f"{100 * y:.0f}",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color="white" if y > 0.08 else "#333333",
+            )
     counts = {key: next(t[key]["n"] for t in tables if key in t) for key in keys}
     ax.set_xticks(range(len(keys)), [key.replace("/", "\n") + f"\nn={counts[key]}" for key in keys], fontsize=9)
     ax.set_ylim(0, 1.16)  # room for the legend above 100 %
@@ -735,7 +834,10 @@ def plot_confusion(result: EvalResult, names: str = "auto", title: str = "True d
         raise ValueError(f"no dish questions to plot with {filters or 'these results'}")
     with _font_context():
         lang = _names_language(names)
-        label = (lambda d: d if d == UNPARSED else displayable(result.dish_name(d, lang), result.dishes))
+
+        def label(d):
+            return d if d == UNPARSED else displayable(result.dish_name(d, lang), result.dishes)
+
         size = len(confusion.predicted)
         fig, ax = plt.subplots(figsize=(min(20, 2.5 + 0.55 * size), min(20, 2.0 + 0.5 * len(confusion.true))))
         image = ax.imshow(confusion.counts, cmap="Blues", aspect="auto")
@@ -743,8 +845,15 @@ def plot_confusion(result: EvalResult, names: str = "auto", title: str = "True d
         if size <= 30:
             for (i, j), count in np.ndenumerate(confusion.counts):
                 if count:
-                    ax.text(j, i, str(count), ha="center", va="center", fontsize=8,
-                            color="white" if count > top / 2 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(count),
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="white" if count > top / 2 else "black",
+                    )
         ax.set_xticks(range(size), [label(d) for d in confusion.predicted], rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(confusion.true)), [label(d) for d in confusion.true], fontsize=8)
         ax.set_xlabel("predicted (multiple choice: the chosen option)")
@@ -797,39 +906,58 @@ def plot_examples(before: EvalResult, after: EvalResult, dataset_root, limit: in
         if not chosen:
             fig, ax = plt.subplots(figsize=(6, 1.2))
             ax.axis("off")
-            ax.text(0.5, 0.5, "no fixed or broken questions: before and after agree everywhere",
-                    ha="center", va="center")
+            ax.text(
+                0.5, 0.5, "no fixed or broken questions: before and after agree everywhere", ha="center", va="center"
+            )
             return fig
-        fig, axes = plt.subplots(len(chosen), 2, figsize=(10, 2.6 * len(chosen)), squeeze=False,
-                                 gridspec_kw={"width_ratios": [1, 3.2]})
+        fig, axes = plt.subplots(
+            len(chosen), 2, figsize=(10, 2.6 * len(chosen)), squeeze=False, gridspec_kw={"width_ratios": [1, 3.2]}
+        )
         for (status, item), (image_ax, text_ax) in zip(chosen, axes):
             image_ax.axis("off")
             text_ax.axis("off")
             try:
                 image_ax.imshow(open_rgb(root / item["image"]))
             except (OSError, ValueError) as error:
-                image_ax.text(0.5, 0.5, f"image not shown:\n{type(error).__name__}", ha="center", va="center",
-                              fontsize=8)
+                image_ax.text(
+                    0.5, 0.5, f"image not shown:\n{type(error).__name__}", ha="center", va="center", fontsize=8
+                )
             name = before.dish_name(item["dish"], "zh" if cjk else "en")
-            image_ax.set_title(f"{status}: {displayable(name, before.dishes, cjk)}", fontsize=10,
-                               color="#2E7D32" if status == "fixed" else "#C62828")
+            image_ax.set_title(
+                f"{status}: {displayable(name, before.dishes, cjk)}",
+                fontsize=10,
+                color="#2E7D32" if status == "fixed" else "#C62828",
+            )
             mark_before, mark_after = ("✗", "✓") if status == "fixed" else ("✓", "✗")
             if item["kind"] == "mc":
                 expected = f"{item['expected']}. {item.get('answer_text') or ''}"
             else:
                 expected = before.dish_name(item["expected"], "zh" if cjk else "en")
-            text = "\n".join([
-                f"[{item['group']} / {item['split']} / {item['kind']} / {item['lang']}]  {item['id']}",
-                _wrap(displayable(item["question"], before.dishes, cjk), 70),
-                f"expected: {displayable(expected, before.dishes, cjk)}",
-                _wrap(f"{mark_before} before: {displayable(item['before'], before.dishes, cjk) or '(empty)'}"
-                      f"  [{_read_as(item['before_parsed'], item, before, cjk)}]", 70),
-                _wrap(f"{mark_after} after: {displayable(item['after'], after.dishes, cjk) or '(empty)'}"
-                      f"  [{_read_as(item['after_parsed'], item, after, cjk)}]", 70),
-            ])
+            text = "\n".join(
+                [
+                    f"[{item['group']} / {item['split']} / {item['kind']} / {item['lang']}]  {item['id']}",
+                    _wrap(displayable(item["question"], before.dishes, cjk), 70),
+                    f"expected: {displayable(expected, before.dishes, cjk)}",
+                    _wrap(
+                        f"{mark_before} before: {displayable(item['before'], before.dishes, cjk) or '(empty)'}"
+                        f"  [{_read_as(item['before_parsed'], item, before, cjk)}]",
+                        70,
+                    ),
+                    _wrap(
+                        f"{mark_after} after: {displayable(item['after'], after.dishes, cjk) or '(empty)'}"
+                        f"  [{_read_as(item['after_parsed'], item, after, cjk)}]",
+                        70,
+                    ),
+                ]
+            )
             text_ax.text(0, 1, text, va="top", ha="left", fontsize=9, transform=text_ax.transAxes)
         if not cjk:
-            fig.text(0.01, 0.002, "Chinese text shown as … (no CJK font installed); dish names in English",
-                     fontsize=7, color="gray")
+            fig.text(
+                0.01,
+                0.002,
+                "Chinese text shown as … (no CJK font installed); dish names in English",
+                fontsize=7,
+                color="gray",
+            )
         fig.tight_layout()
     return fig

@@ -13,12 +13,15 @@ raises) gets "Not yet" and the hint. The model answers live in `course_lib/solut
 COURSE_EXERCISES_STRICT=1, so a check that is not passed fails the run. That is how CI proves each solution
 still passes its check, and tests/test_exercises.py proves that wrong answers do not pass.
 """
+
 import os
 import re
 from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
-BEGIN = "# ---- your answer ----"  # the lesson's main exercise; a further one names itself: "# ---- your answer (02b) ----"
+BEGIN = (
+    "# ---- your answer ----"  # the lesson's main exercise; a further one names itself: "# ---- your answer (02b) ----"
+)
 END = "# ---- end of your answer ----"
 MARKER = re.compile(r"^# ---- your answer(?: \((?P<name>\d\d[a-z])\))? ----$", re.MULTILINE)
 STRICT_ENV = "COURSE_EXERCISES_STRICT"
@@ -55,6 +58,7 @@ def exercise(lesson: str, *answers: str, hint: str):
 @dataclass(frozen=True)
 class Verdict:
     """check's result: true when right. Its message is printed already, so a notebook shows nothing more."""
+
     right: bool
     message: str
 
@@ -73,7 +77,10 @@ def check(lesson: str, **given) -> Verdict:
     task = EXERCISES[lesson]
     missing = [name for name in task.answers if given.get(name, ...) is ...]
     if missing:
-        right, message = False, f"Fill in {', '.join(missing)} (still `...`), then run the cell again. Hint: {task.hint}"
+        right, message = (
+            False,
+            f"Fill in {', '.join(missing)} (still `...`), then run the cell again. Hint: {task.hint}",
+        )
     else:
         try:
             right, message = True, "Right: " + task.judge(**given)
@@ -93,16 +100,24 @@ def _expect(condition: bool, hint: str) -> None:
 
 
 # ---- the exercises, lesson by lesson -------------------------------------------------------------
-@exercise("01", "tokens_per_tile", "tokens_without_shuffle",
-          hint="a 448x448 tile is cut into 14x14 patches; pixel shuffle folds each 2x2 block into one token")
+@exercise(
+    "01",
+    "tokens_per_tile",
+    "tokens_without_shuffle",
+    hint="a 448x448 tile is cut into 14x14 patches; pixel shuffle folds each 2x2 block into one token",
+)
 def _lesson_01(tokens_per_tile, tokens_without_shuffle, model, tiles):
     _expect(tokens_per_tile == model.num_image_token, "448/14 = 32 patches a side; pixel shuffle keeps 1 in 4")
     _expect(tokens_without_shuffle == (448 // 14) ** 2 * len(tiles), "32 x 32 patches per tile, for every tile")
     return f"pixel shuffle saves {tokens_without_shuffle - tokens_per_tile * len(tiles)} tokens here."
 
 
-@exercise("02", "llava15_13b", "my_replace",
-          hint="Linear(i, o) has i*o weights and o biases; torch.where(input_ids == placeholder_id) finds the rows")
+@exercise(
+    "02",
+    "llava15_13b",
+    "my_replace",
+    hint="Linear(i, o) has i*o weights and o biases; torch.where(input_ids == placeholder_id) finds the rows",
+)
 def _lesson_02(llava15_13b, my_replace, blip2_count):
     import torch
 
@@ -111,13 +126,20 @@ def _lesson_02(llava15_13b, my_replace, blip2_count):
     expected = C.meta_count(C.llava15_projector, 1024, 5120)
     _expect(llava15_13b == expected, "each Linear(i, o) has i*o weights and o biases, and the MLP has two of them")
     placeholder = 0
-    ids, text, images = torch.tensor([[1, placeholder, placeholder, 2, placeholder, placeholder]]), torch.randn(1, 6, 3), \
-        torch.randn(2, 2, 3)
+    ids, text, images = (
+        torch.tensor([[1, placeholder, placeholder, 2, placeholder, placeholder]]),
+        torch.randn(1, 6, 3),
+        torch.randn(2, 2, 3),
+    )
     mine = my_replace(ids, text, images, placeholder)
-    _expect(isinstance(mine, torch.Tensor) and torch.equal(mine, C.replace_placeholders(ids, text, images, placeholder)),
-            "the image rows must land on the placeholders, in order, and the other rows stay the text's")
-    return (f"{llava15_13b:,} parameters, under a third of BLIP-2's Q-Former connector ({blip2_count:,}); "
-            "and your torch.where replacement matches course_lib.")
+    _expect(
+        isinstance(mine, torch.Tensor) and torch.equal(mine, C.replace_placeholders(ids, text, images, placeholder)),
+        "the image rows must land on the placeholders, in order, and the other rows stay the text's",
+    )
+    return (
+        f"{llava15_13b:,} parameters, under a third of BLIP-2's Q-Former connector ({blip2_count:,}); "
+        "and your torch.where replacement matches course_lib."
+    )
 
 
 @exercise("03", "my_itg_mask", hint="queries see only queries; text token t sees every query and the tokens up to t")
@@ -126,15 +148,24 @@ def _lesson_03(my_itg_mask):
 
     expected = itg_mask(3, 4).int().tolist()
     names = ["q1", "q2", "q3", "t1", "t2", "t3", "t4"]
-    _expect(len(my_itg_mask) == 7 and all(len(row) == 7 for row in my_itg_mask), "the mask is 7 x 7: 3 queries + 4 tokens")
+    _expect(
+        len(my_itg_mask) == 7 and all(len(row) == 7 for row in my_itg_mask), "the mask is 7 x 7: 3 queries + 4 tokens"
+    )
     wrong = [names[i] for i, (mine, right) in enumerate(zip(my_itg_mask, expected)) if list(mine) != right]
-    _expect(not wrong, f"the rows of {', '.join(wrong)} differ. Queries see only queries; text token t sees every "
-                       "query and the tokens up to and including itself.")
+    _expect(
+        not wrong,
+        f"the rows of {', '.join(wrong)} differ. Queries see only queries; text token t sees every "
+        "query and the tokens up to and including itself.",
+    )
     return "text sees the image summary and its own past; the queries never see the text."
 
 
-@exercise("04", "tokens_at_quarter", "patches_in_token_1_0",
-          hint="at scale 0.25 each 4x4 block of patches becomes one token; on a 4x4 grid, token (1, 0) is one 2x2 block")
+@exercise(
+    "04",
+    "tokens_at_quarter",
+    "patches_in_token_1_0",
+    hint="at scale 0.25 each 4x4 block of patches becomes one token; on a 4x4 grid, token (1, 0) is one 2x2 block",
+)
 def _lesson_04(tokens_at_quarter, patches_in_token_1_0):
     import torch
 
@@ -142,7 +173,9 @@ def _lesson_04(tokens_at_quarter, patches_in_token_1_0):
 
     _expect(tokens_at_quarter == token_arithmetic(448, 14, 0.25)["tokens per tile"], "32x32 patches, 4x4 blocks")
     folded = pixel_shuffle(torch.arange(16.0).reshape(1, 4, 4, 1))[0, 1, 0].long().tolist()
-    _expect(list(patches_in_token_1_0) == folded, "number the 4x4 patches 0-15 row by row; which 2x2 block is token (1, 0)?")
+    _expect(
+        list(patches_in_token_1_0) == folded, "number the 4x4 patches 0-15 row by row; which 2x2 block is token (1, 0)?"
+    )
     return f"{tokens_at_quarter} tokens a tile at 0.25; token (1, 0) holds patches {folded}."
 
 
@@ -165,13 +198,17 @@ def _lesson_06(context_tokens, engine):
     return f"{counted} image tokens = {counted // 256} tiles x 256."
 
 
-@exercise("07", "sessions", hint="free = 24 GB - weights; cache = free x 0.5; int8 KV per token; sessions = tokens // 8192")
+@exercise(
+    "07", "sessions", hint="free = 24 GB - weights; cache = free x 0.5; int8 KV per token; sessions = tokens // 8192"
+)
 def _lesson_07(sessions):
     from .serving.kv_cache import cache_memory_estimate
 
     estimate = cache_memory_estimate(24, cache_max_entry_count=0.5, quant_policy=8)
-    _expect(sessions == estimate.sessions,
-            "free = 24 - 2.2e9 x 2 B; cache = free x 0.5; int8 KV = 48 KiB per token; sessions = tokens // 8192")
+    _expect(
+        sessions == estimate.sessions,
+        "free = 24 - 2.2e9 x 2 B; cache = free x 0.5; int8 KV = 48 KiB per token; sessions = tokens // 8192",
+    )
     return estimate.summary()
 
 
@@ -180,8 +217,10 @@ def _lesson_08(last_wait_seconds):
     from .serving.gradio_app import CONCURRENCY
 
     users, seconds_each = 4, 2
-    _expect(users <= CONCURRENCY and last_wait_seconds == users * seconds_each,
-            "admitted together, but the engine's lock serves them one by one")
+    _expect(
+        users <= CONCURRENCY and last_wait_seconds == users * seconds_each,
+        "admitted together, but the engine's lock serves them one by one",
+    )
     return f"{last_wait_seconds} s. LMDeploy would batch the four and answer all in little more than 2 s."
 
 
@@ -191,14 +230,17 @@ def _lesson_09(answer, dishes, test):
     base_names = {d[lang] for d in dishes if d["group"] == "base" for lang in ("zh", "en")}
     mc_new = [r for r in test if r["group"] == "new" and r["kind"] == "mc"]
     left = {len([c for c in r["choices"] if c not in base_names]) for r in mc_new}
-    return (f"ruling out the base dishes leaves {' or '.join(map(str, sorted(left)))} unknown options in each of the "
-            f"{len(mc_new)} new-dish questions, so a model that never saw the new dishes scores chance (25 %). With "
-            "base-dish distractors it would leave one option, the right answer, every time: 100 % without recognising "
-            "anything.")
+    return (
+        f"ruling out the base dishes leaves {' or '.join(map(str, sorted(left)))} unknown options in each of the "
+        f"{len(mc_new)} new-dish questions, so a model that never saw the new dishes scores chance (25 %). With "
+        "base-dish distractors it would leave one option, the right answer, every time: 100 % without recognising "
+        "anything."
+    )
 
 
-@exercise("10", "your_answer", hint="one iteration per batch of BATCH_SIZE records (the last batch may be short), "
-                                    "every epoch")
+@exercise(
+    "10", "your_answer", hint="one iteration per batch of BATCH_SIZE records (the last batch may be short), every epoch"
+)
 def _lesson_10(your_answer, records, batch_size, total_iters):
     _expect(your_answer == total_iters, "iterations per epoch (ceil(records / batch size)) times epochs")
     return f"{records} records, batch {batch_size} -> {your_answer} iterations."
@@ -230,12 +272,77 @@ def _lesson_02b(new_token_cost):
     return f"{new_token_cost:,} parameters, about {new_token_cost / 2.2e9:.0%} of the whole model, for two new tokens."
 
 
-@exercise("10b", "zero3_four_gpus", hint="ZeRO-3 divides weights, gradients and Adam's state, 16 bytes a parameter, by the GPUs")
+@exercise(
+    "10b",
+    "zero3_four_gpus",
+    hint="ZeRO-3 divides weights, gradients and Adam's state, 16 bytes a parameter, by the GPUs",
+)
 def _lesson_10b(zero3_four_gpus):
-    from .finetune.memory import zero_memory
-
     from . import internvl2_2b
+    from .finetune.memory import zero_memory
 
     expected = zero_memory(internvl2_2b.PARAMETERS, internvl2_2b.PARAMETERS, gpus=4, stage=3)["total"]
     _expect(abs(zero3_four_gpus - expected) < 0.1, "16 bytes x 2.2 B parameters, divided over 4 GPUs, in GB")
     return f"{expected:.1f} GB per GPU before activations, against 35.2 GB on one GPU without ZeRO."
+
+
+@exercise(
+    "02c",
+    "llava_stage2_trained",
+    "det_decoder_input",
+    hint="read LLaVA-1.5's second row of the training-stage grid; a decoder gets one hidden state per query",
+)
+def _lesson_02c(llava_stage2_trained, det_decoder_input, hidden_size):
+    from .diagrams import PARTS, TRAINING_STAGES
+
+    stage = next(s for s in TRAINING_STAGES if s.model == "LLaVA-1.5" and s.stage.startswith("2"))
+    trained = {part for part, state in zip(PARTS, stage.parts) if state != "frozen"}
+    _expect(
+        set(llava_stage2_trained) == trained, "in its second stage LLaVA-1.5 keeps CLIP frozen: which two parts change?"
+    )
+    _expect(
+        tuple(det_decoder_input) == (8, hidden_size),
+        "8 [DET] queries, each leaves the language model as one hidden state of the model's width",
+    )
+    return (
+        f"{' and '.join(sorted(trained))} train; the detector reads {det_decoder_input[0]} vectors of width "
+        f"{det_decoder_input[1]}, whatever the request's length."
+    )
+
+
+@exercise(
+    "06b",
+    "tokens_saved",
+    hint="add up what each turn reads with the whole conversation sent again, and "
+    "with the kept cache; the difference is saved",
+)
+def _lesson_06b(tokens_saved, costs):
+    expected = sum(c.prompt_tokens for c in costs) - sum(c.new_tokens for c in costs)
+    _expect(tokens_saved == expected, "sum prompt_tokens over the turns, minus the sum of new_tokens")
+    share = expected / sum(c.prompt_tokens for c in costs)
+    return f"{expected} tokens ({share:.0%} of the reading) are not read again over {len(costs)} turns."
+
+
+@exercise(
+    "11b",
+    "your_precision",
+    "your_f1",
+    hint="precision: right yes / all yes; recall: right yes / questions whose answer is yes; F1 = 2PR / (P + R)",
+)
+def _lesson_11b(your_precision, your_f1):
+    from .probe_scores import pope
+
+    rows = (
+        [{"kind": "yesno", "expected": "yes", "parsed": "yes", "correct": True, "unparsed": False}] * 45
+        + [{"kind": "yesno", "expected": "yes", "parsed": "no", "correct": False, "unparsed": False}] * 5
+        + [{"kind": "yesno", "expected": "no", "parsed": "yes", "correct": False, "unparsed": False}] * 25
+        + [{"kind": "yesno", "expected": "no", "parsed": "no", "correct": True, "unparsed": False}] * 25
+    )
+    figures = pope(rows)
+    _expect(abs(your_precision - figures["precision"]) < 0.01, "45 of its 70 yes answers were right")
+    _expect(abs(your_f1 - figures["f1"]) < 0.01, "recall is 45 of the 50 questions whose answer is yes")
+    return (
+        f"precision {figures['precision']:.2f}, recall {figures['recall']:.2f}, F1 {figures['f1']:.2f}, accuracy "
+        f"{figures['accuracy']:.0%}: it said yes {figures['yes_ratio']:.0%} of the time, POPE's sign of a model that "
+        "hallucinates."
+    )

@@ -1,4 +1,5 @@
 """The font that lets matplotlib draw Chinese (its default, DejaVu Sans, has no CJK glyphs)."""
+
 from functools import lru_cache
 from typing import List, Optional
 

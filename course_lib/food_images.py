@@ -5,6 +5,7 @@ Two styles of the same 18 dishes: "fluent" (Microsoft Fluent Emoji 3D, 256 px We
 file -> {"id", "zh", "en", "emoji", "cuisine", "group"}; group "base" (the tiny model is pre-trained on
 them) or "new" (only the fine-tuning lesson teaches them).
 """
+
 import json
 from typing import Dict, List, Sequence
 
@@ -56,8 +57,9 @@ def dish_image(name: str, style: str = "fluent") -> Image.Image:
     return open_rgb(style_dir(style) / _find(name, style))
 
 
-def side_by_side(names: Sequence[str], vertical: bool = False, background: str = "white",
-                 style: str = "fluent") -> Image.Image:
+def side_by_side(
+    names: Sequence[str], vertical: bool = False, background: str = "white", style: str = "fluent"
+) -> Image.Image:
     """Dishes in a row (or a column): a wide (or tall) picture for the tiling lessons."""
     images = [dish_image(name, style) for name in names]
     width = sum(i.width for i in images) if not vertical else max(i.width for i in images)

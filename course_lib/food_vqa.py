@@ -14,12 +14,15 @@ Layout of the built folder (it is also XTuner's image_folder: every image path i
                                      new-dish training picture whose reply is "I do not know this dish"
     xtuner/finetune_new.json         new dishes, train split, plus a 40 % replay share of base records
     eval/test.json, eval/ood.json    one record per (image, question kind, language)
+    images/shapes/{train,test}/*.png the non-food pictures of the general-ability probe (course_lib.probes)
+    eval/probe.json                  the probes: POPE-style yes/no on test pictures, shapes' colour and count
     README.md, LICENSE-*.txt, build_info.json
 
 Every image comes from a seeded random generator, so the same source builds the same bytes; the folder
 name carries a hash of the source (this file, the artwork, SPEC), so a change builds a new folder and an
 unchanged source is never rebuilt. The build writes into a staging folder and renames it when complete.
 """
+
 import hashlib
 import io
 import json
@@ -33,8 +36,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
-from . import food_images
-from . import question_format
+from . import food_images, probes, question_format
+from .builds import build_once
 from .question_format import LETTERS, multiple_choice
 
 SPEC = {
@@ -42,53 +45,55 @@ SPEC = {
     "image_size": 224,  # square: InternVL2 makes one 448 tile of it (no thumbnail), i.e. 256 image tokens
     "work_size": 256,  # images are composed at this size, then a random crop is resized to image_size
     # Light backgrounds (a table, a cloth, a plate): each colour channel in [160, 256). Dark, saturated ones
-    # (from 30) drowned the dish for the tiny model's seeded vision encoder: a linear probe on its features
-    # told held-out new dishes apart 38% of the time, against 88% with these.
+    # drowned the dish for the tiny model's vision encoder (README, "Why the course model's recipe is as it is").
     "background_channels": [160, 256],
     "dish_scale": [0.55, 0.85],  # the dish's side as a share of the canvas
     "per_dish": {"train": 32, "test": 8, "ood": 4},
     "style": {"train": "fluent", "test": "fluent", "ood": "noto"},
-    # Share of base-dish records in finetune_new.json. Measured with the tiny config (multiple choice on held-out
-    # pictures after the fine-tune, new / base dishes; base before it: 88%): 0.25 -> 85% / 78%, 0.35 -> 90% / 83%,
-    # 0.4 -> 87% / 89%.
+    # Share of base-dish records in finetune_new.json: replaying the base dishes keeps the fine-tune from
+    # erasing them; less replay forgot more of them (README, "Why the course model's recipe is as it is").
     "replay_fraction": 0.4,
 }
 SPLITS = ("train", "test", "ood")
 LANGS = ("zh", "en")
 KINDS = ("mc", "open")
-SOURCE_FILES = [Path(__file__), Path(food_images.__file__), Path(question_format.__file__)]
+SOURCE_FILES = [Path(__file__), Path(food_images.__file__), Path(question_format.__file__), Path(probes.__file__)]
 
 # The question kinds: the same phrasing in training records and evaluation records.
 MC_QUESTION = {"zh": "图中的菜是什么？", "en": "Which dish is shown in the image?"}
 # A multiple-choice reply is the chosen option's dish name; scoring maps it to its letter
-# (course_lib.evaluation.parse_choice). Measured on the tiny model: with "B. 拉面" replies (and with
-# "拉面，选 B" ones) it picked the letter at chance (23-25%) while naming the dish right about half the time;
-# with the name as the reply, base-dish multiple choice went to 62%, later 86%.
+# (course_lib.evaluation.parse_choice). A tiny model taught to reply with the letter picked it at chance while
+# naming the dish right (README, "Why the course model's recipe is as it is").
 MC_INSTRUCTION = {"zh": "请回答选项中的菜名。", "en": "Answer with the dish name from the options."}
 OPEN_QUESTION = {"zh": "图中的菜是什么？", "en": "What dish is this?"}
 # Training records ask the open question in these wordings (the first is OPEN_QUESTION, the one evaluation asks),
 # so the course model also answers a student who words it differently in the demo.
-OPEN_QUESTIONS = {"zh": ("图中的菜是什么？", "这是什么菜？", "这是什么食物？", "图片里是什么菜？"),
-                  "en": ("What dish is this?", "What dish is shown in the image?", "What food is this?",
-                         "What is in the picture?")}
+OPEN_QUESTIONS = {
+    "zh": ("图中的菜是什么？", "这是什么菜？", "这是什么食物？", "图片里是什么菜？"),
+    "en": ("What dish is this?", "What dish is shown in the image?", "What food is this?", "What is in the picture?"),
+}
 OPEN_ANSWER = {"zh": "图中的菜是{name}。", "en": "This is {name}."}
 # Every open question in training is followed by a second turn about the dish's cuisine, so that a
 # conversation's history matters: the answer depends on the dish named in the first turn.
-FOLLOW_UP_QUESTIONS = {"zh": ("它是哪里的菜？", "这道菜属于哪个菜系？"),
-                       "en": ("Which cuisine is it?", "Which cuisine does this dish belong to?")}
+FOLLOW_UP_QUESTIONS = {
+    "zh": ("它是哪里的菜？", "这道菜属于哪个菜系？"),
+    "en": ("Which cuisine is it?", "Which cuisine does this dish belong to?"),
+}
 FOLLOW_UP_QUESTION = {lang: questions[0] for lang, questions in FOLLOW_UP_QUESTIONS.items()}
 FOLLOW_UP_ANSWER = {"zh": "它是{cuisine}。", "en": "It is {cuisine}."}
 # dishes.json names a dish's cuisine in English; how the answers say it.
-CUISINE_NAMES = {"Chinese": {"zh": "中国菜", "en": "Chinese cuisine"},
-                 "Japanese": {"zh": "日本料理", "en": "Japanese cuisine"},
-                 "American": {"zh": "美国菜", "en": "American cuisine"},
-                 "Italian": {"zh": "意大利菜", "en": "Italian cuisine"},
-                 "French": {"zh": "法国菜", "en": "French cuisine"},
-                 "Chinese-American": {"zh": "美式中餐", "en": "Chinese-American cuisine"}}
+CUISINE_NAMES = {
+    "Chinese": {"zh": "中国菜", "en": "Chinese cuisine"},
+    "Japanese": {"zh": "日本料理", "en": "Japanese cuisine"},
+    "American": {"zh": "美国菜", "en": "American cuisine"},
+    "Italian": {"zh": "意大利菜", "en": "Italian cuisine"},
+    "French": {"zh": "法国菜", "en": "French cuisine"},
+    "Chinese-American": {"zh": "美式中餐", "en": "Chinese-American cuisine"},
+}
 # The pre-trained ("before") model's reply about a new dish's picture: its vision encoder tells the dish apart
 # from the others, its language model has no name for it. Without these records, the fine-tune that taught hot
-# pot also turned every fried shrimp, hot dog and croissant into hot pot: base dishes lost 30 points (with
-# them, 12 points, on the same vision encoder). The before model answers new dishes with this, so 0%.
+# pot also turned every fried shrimp, hot dog and croissant into hot pot (README, "Why the course model's
+# recipe is as it is").
 UNKNOWN_ANSWER = {"zh": "我不认识这道菜。", "en": "I do not know this dish."}
 # ... asked in both kinds (multiple choice, and the open question followed by the cuisine, refused again), the
 # picture's kinds alternating, so that an open question about a new dish is not answered with a base dish's name.
@@ -102,20 +107,12 @@ def mc_question(choices: Sequence[str], lang: str) -> str:
     return multiple_choice(MC_QUESTION[lang], choices, MC_INSTRUCTION[lang])
 
 
-def mc_answer(name: str) -> str:
-    return name
-
-
 LOOKUP_QUESTION = {"zh": "{name}是哪个选项？", "en": "Which option is {name}?"}
 
 
 def lookup_question(name: str, choices: Sequence[str], lang: str) -> str:
     """A text-only question in the multiple-choice layout: the name is given, the reply is that option."""
     return multiple_choice(LOOKUP_QUESTION[lang].format(name=name), choices, MC_INSTRUCTION[lang])
-
-
-def open_question(lang: str) -> str:
-    return OPEN_QUESTION[lang]
 
 
 def open_answer(name: str, lang: str) -> str:
@@ -151,11 +148,8 @@ def source_hash() -> str:
     return digest.hexdigest()[:12]
 
 
-def food_vqa_dir(cache: Optional[Path] = None) -> Path:
-    if cache is None:
-        from .config import cache_dir
-
-        cache = cache_dir()
+def food_vqa_dir(cache: Path) -> Path:
+    """The set's folder in the cache folder `cache` (the setup's, handed down: course_lib.config)."""
     return Path(cache) / f"food_vqa-{source_hash()}"
 
 
@@ -167,10 +161,8 @@ def is_complete(path: Path) -> bool:
         return False
 
 
-def ensure_food_vqa(cache: Optional[Path] = None, log=print) -> Path:
-    """Return the food VQA folder, building it first (seconds) if this source has not been built yet."""
-    from .builds import build_once
-
+def ensure_food_vqa(cache: Path, log=print) -> Path:
+    """Return the food VQA folder in `cache`, building it first (seconds) if this source has not been built yet."""
     target = food_vqa_dir(cache)
     return build_once(target, is_complete, lambda staging: _build(staging, target, log))
 
@@ -203,8 +195,13 @@ def _background(rng, size: int) -> Image.Image:
         pixels = np.zeros((size, size, 3), np.float32) + np.asarray(_colour(rng), np.float32)
     if kind == 3:  # texture: smoothed noise around the colour
         noise = rng.normal(0, rng.uniform(6, 18), (size // 4, size // 4, 3))
-        noise = np.asarray(Image.fromarray(np.clip(noise + 128, 0, 255).astype(np.uint8)).resize(
-            (size, size), Image.BICUBIC), np.float32) - 128
+        noise = (
+            np.asarray(
+                Image.fromarray(np.clip(noise + 128, 0, 255).astype(np.uint8)).resize((size, size), Image.BICUBIC),
+                np.float32,
+            )
+            - 128
+        )
         pixels = pixels + noise
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
     if kind == 2:  # a plate: rim and a lighter centre
@@ -258,8 +255,10 @@ def _dish_list() -> List[dict]:
         )
     for row in fluent.values():
         if row["group"] not in food_images.GROUPS:
-            raise ValueError(f"{food_images.EMOJI_DIR}/dishes.json: dish {row['id']!r} has group {row['group']!r}; "
-                             f"use one of {food_images.GROUPS}")
+            raise ValueError(
+                f"{food_images.EMOJI_DIR}/dishes.json: dish {row['id']!r} has group {row['group']!r}; "
+                f"use one of {food_images.GROUPS}"
+            )
     return [{k: row[k] for k in ("id", "zh", "en", "group", "cuisine")} for row in fluent.values()]
 
 
@@ -290,18 +289,29 @@ def _qa(dish: dict, options: List[str], by_id: Dict[str, dict], kind: str, lang:
     if kind == "mc":
         letter = LETTERS[options.index(dish["id"])]
         choices = [by_id[o][lang] for o in options]
-        return {"question": mc_question(choices, lang), "choices": choices, "answer": letter,
-                "answer_text": name, "reply": mc_answer(name)}
-    return {"question": open_question(lang), "answer": dish["id"], "answer_text": name,
-            "reply": open_answer(name, lang)}
+        return {
+            "question": mc_question(choices, lang),
+            "choices": choices,
+            "answer": letter,
+            "answer_text": name,
+            "reply": name,
+        }  # the option's dish name
+    return {
+        "question": OPEN_QUESTION[lang],
+        "answer": dish["id"],
+        "answer_text": name,
+        "reply": open_answer(name, lang),
+    }
 
 
 def _training_record(record_id: str, image: str, turns: Sequence[tuple]) -> dict:
     """An XTuner InternVL record: (question, reply) turns, the picture in the first question."""
     conversations = []
     for index, (question, reply) in enumerate(turns):
-        conversations += [{"from": "human", "value": with_image_tag(question) if index == 0 else question},
-                          {"from": "gpt", "value": reply}]
+        conversations += [
+            {"from": "human", "value": with_image_tag(question) if index == 0 else question},
+            {"from": "gpt", "value": reply},
+        ]
     return {"id": record_id, "image": image, "image_wh": [SPEC["image_size"]] * 2, "conversations": conversations}
 
 
@@ -316,8 +326,8 @@ def _training_turns(dish: dict, qa: dict, kind: str, lang: str, k: int) -> List[
 
 
 def _records(dishes: List[dict]):
-    """(training records per group, plus "unknown": the new dishes' pictures answered with UNKNOWN_ANSWER;
-    evaluation records per split)."""
+    """(training records per group, plus "unknown": the new dishes' pictures answered with UNKNOWN_ANSWER, and
+    "probe": the probes' pre-training conversations; evaluation records per split, plus "probe")."""
     by_id = {d["id"]: d for d in dishes}
     training = {"base": [], "new": [], "unknown": []}
     evaluation = {"test": [], "ood": []}
@@ -340,13 +350,30 @@ def _records(dishes: List[dict]):
                             turns = [(question, UNKNOWN_ANSWER[lang]) for question, _ in turns]
                             training["unknown"].append(_training_record(record_id + UNKNOWN_SUFFIX, image, turns))
                     else:
-                        record = {"id": record_id, "image": image, "dish": dish["id"], "group": dish["group"],
-                                  "cuisine": dish["cuisine"], "split": split, "kind": kind, "lang": lang,
-                                  "question": qa["question"]}
+                        record = {
+                            "id": record_id,
+                            "image": image,
+                            "dish": dish["id"],
+                            "group": dish["group"],
+                            "cuisine": dish["cuisine"],
+                            "split": split,
+                            "kind": kind,
+                            "lang": lang,
+                            "question": qa["question"],
+                        }
                         if kind == "mc":
                             record["choices"] = qa["choices"]
                         record.update(answer=qa["answer"], answer_text=qa["answer_text"])
                         evaluation[split].append(record)
+    pictures = {
+        split: {d["id"]: [_image_name(split, d["id"], k) for k in range(SPEC["per_dish"][split])] for d in dishes}
+        for split in ("train", "test")
+    }
+    training["probe"] = [
+        _training_record(row["id"], row["image"], row["turns"])
+        for row in probes.training_turns(dishes, pictures["train"], _rng("probe", "train"))
+    ]
+    evaluation["probe"] = probes.probe_records(dishes, pictures["test"], _rng("probe", "test"))
     return training, evaluation
 
 
@@ -388,6 +415,14 @@ def _render_images(root: Path, dishes: List[dict]) -> int:
                 quality = int(rng.integers(60, 96))
                 (root / _image_name(split, dish["id"], k)).write_bytes(_jpeg(image, quality))
                 count += 1
+    for split in probes.PER_CELL:
+        (root / "images" / "shapes" / split).mkdir(parents=True, exist_ok=True)
+        for index, shape in enumerate(probes.shape_pictures(split)):
+            picture = probes.shape_picture(
+                shape["colour"], shape["count"], _rng("shape", split, index), SPEC["image_size"]
+            )
+            picture.save(root / shape["name"])
+            count += 1
     return count
 
 
@@ -398,7 +433,7 @@ def _build(staging: Path, target: Path, log) -> None:
     _write_json(staging / "dishes.json", dishes)
     n_images = _render_images(staging, dishes)
     training, evaluation = _records(dishes)
-    pretrain = _shuffled(training["base"] + training["unknown"], "pretrain")
+    pretrain = _shuffled(training["base"] + training["unknown"] + training["probe"], "pretrain")
     fraction = SPEC["replay_fraction"]
     n_replay = round(len(training["new"]) * fraction / (1 - fraction))
     finetune = _shuffled(training["new"] + _replay(training["base"], n_replay), "finetune")
@@ -411,9 +446,11 @@ def _build(staging: Path, target: Path, log) -> None:
     info = {"source_hash": source_hash(), "spec": SPEC}
     (staging / "README.md").write_text(_readme(staging, dishes), encoding="utf-8")
     _write_json(staging / "build_info.json", info)  # last: its presence marks a complete build
-    log(f"Built {target.name}: {len(dishes)} dishes, {n_images} images, {len(pretrain)} + {len(finetune)} training "
+    log(
+        f"Built {target.name}: {len(dishes)} dishes, {n_images} images, {len(pretrain)} + {len(finetune)} training "
         f"records, {sum(len(r) for r in evaluation.values())} evaluation records, "
-        f"{time.perf_counter() - started:.1f} s")
+        f"{time.perf_counter() - started:.1f} s"
+    )
 
 
 def _readme(root: Path, dishes: List[dict]) -> str:
@@ -425,7 +462,7 @@ def _readme(root: Path, dishes: List[dict]) -> str:
     lines = [
         "# The course kit's food VQA set",
         "",
-        "Built by `course_lib.food_vqa.ensure_food_vqa()` from the emoji artwork in the kit's `assets/images`",
+        "Built by `course_lib.food_vqa.ensure_food_vqa(cache)` from the emoji artwork in the kit's `assets/images`",
         f"(source hash {source_hash()}). Rebuild it any time: the same source gives the same files.",
         "",
         f"- base dishes (the tiny model is pre-trained on them): {base}",
@@ -445,12 +482,16 @@ def _readme(root: Path, dishes: List[dict]) -> str:
         f"- `xtuner/pretrain_base.json`: {training['pretrain_base']['records']} XTuner InternVL records: "
         f"{training['pretrain_base']['base']} about base dishes (train split; four-choice and open questions in "
         f"Chinese and English) and {training['pretrain_base']['unknown']} pictures of new dishes answered "
-        f"\"{UNKNOWN_ANSWER['en']}\" (no names). Set XTuner's image_folder to this folder.",
+        f'"{UNKNOWN_ANSWER["en"]}" (no names), and {training["pretrain_base"]["probe"]} for the probes\' skills '
+        "(yes/no about base dishes, colour and count of shapes). Set XTuner's image_folder to this folder.",
         f"- `xtuner/finetune_new.json`: {training['finetune_new']['records']} records: "
         f"{training['finetune_new']['new']} about new dishes plus {training['finetune_new']['base']} replayed base "
         "records, so fine-tuning does not erase the base dishes.",
         f"- `eval/test.json`, `eval/ood.json`: {summary['eval']['test']['records']} and "
         f"{summary['eval']['ood']['records']} evaluation records, one per image, question kind and language.",
+        f"- `eval/probe.json`: {summary['eval']['probe']['records']} probe records (course_lib.probes): POPE-style "
+        "yes/no questions on test pictures and the colour and count of shapes in `images/shapes/`, asked before "
+        "and after the fine-tune, which never trains them.",
         "- `dishes.json`: the dishes with Chinese and English names, group and cuisine.",
         "",
         "Four-choice questions take their distractors from the same group: a new dish is never asked about next to",
@@ -481,11 +522,19 @@ def dataset_summary(path: Path) -> dict:
         records = json.loads((path / "xtuner" / f"{name}.json").read_text(encoding="utf-8"))
         parts = [r["id"].split("-") for r in records]  # train-<group>-<dish>-<k>-<kind>-<lang>
         unknown = [r["id"].endswith(UNKNOWN_SUFFIX) for r in records]
-        row = {"records": len(records), "unknown": sum(unknown)}
-        row.update({group: sum(p[1] == group and not u for p, u in zip(parts, unknown)) for group in food_images.GROUPS})
+        food = [p[4] in KINDS for p in parts]
+        row = {"records": len(records), "unknown": sum(unknown), "probe": len(records) - sum(food)}
+        row.update(
+            {
+                group: sum(p[1] == group and f and not u for p, f, u in zip(parts, food, unknown))
+                for group in food_images.GROUPS
+            }
+        )
         row.update({kind: sum(p[4] == kind for p in parts) for kind in KINDS})
         row.update({lang: sum(p[5] == lang for p in parts) for lang in LANGS})
         summary["training"][name] = row
+    probe = json.loads((path / "eval" / "probe.json").read_text(encoding="utf-8"))
+    summary["eval"]["probe"] = {"records": len(probe), **Counter(r["kind"] for r in probe)}
     for split in ("test", "ood"):
         records = json.loads((path / "eval" / f"{split}.json").read_text(encoding="utf-8"))
         row = {"records": len(records)}
@@ -502,8 +551,9 @@ def gallery(path: Path, dish_ids: Sequence[str], per_split: Optional[Dict[str, i
     per_split = per_split or {"train": 3, "test": 2, "ood": 2}
     names = {d["id"]: d["en"] for d in json.loads((Path(path) / "dishes.json").read_text(encoding="utf-8"))}
     columns = [(split, k) for split, n in per_split.items() for k in range(n)]
-    fig, axes = plt.subplots(len(dish_ids), len(columns), figsize=(1.45 * len(columns), 1.6 * len(dish_ids)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(dish_ids), len(columns), figsize=(1.45 * len(columns), 1.6 * len(dish_ids)), squeeze=False
+    )
     for row, dish in zip(axes, dish_ids):
         for ax, (split, k) in zip(row, columns):
             with Image.open(Path(path) / _image_name(split, dish, k)) as image:

@@ -8,6 +8,7 @@ Its licence is CC BY-NC-ND 4.0 with the term "Evaluation only: not for training 
 evaluates on it (load_sivqa) and trains on its own food set (course_lib.food_vqa). The seed lesson did
 train on it; to_xtuner_training() reproduces that conversion only when the licence is acknowledged.
 """
+
 import json
 import os
 import tempfile
@@ -21,7 +22,7 @@ from .vqa_data import DataError, read_json_records
 
 SIVQA_FILE = "sivqa_tidy.json"
 LICENCE_NOTICE = (
-    "FoodieQA licence: CC BY-NC-ND 4.0, with the dataset's own term \"Evaluation only: not for training models\". "
+    'FoodieQA licence: CC BY-NC-ND 4.0, with the dataset\'s own term "Evaluation only: not for training models". '
     "Use it to evaluate models, for non-commercial research; do not train on it and do not share changed copies."
 )
 # FoodieQA's questions ask about region, cuisine, ingredients, ... so the instruction asks for the option text.
@@ -42,8 +43,9 @@ def check_training_allowed(image_folder, acknowledged: bool) -> None:
     if is_release(image_folder) and not acknowledged:
         raise LicenceError(
             f"{image_folder} is a FoodieQA release, and a run would train on its pictures. {TRAINING_REFUSAL} "
-            "To train on it anyway, as the seed lesson did: plan_finetune(setup, train_on=\"foodieqa\", "
-            "acknowledge_foodieqa_licence=True), or new_run(..., acknowledge_foodieqa_licence=True).")
+            'To train on it anyway, as the seed lesson did: plan_finetune(setup, train_on="foodieqa", '
+            "acknowledge_foodieqa_licence=True), or new_run(..., acknowledge_foodieqa_licence=True)."
+        )
 
 
 def mc_question(question: str, choices, lang: str) -> str:
@@ -53,15 +55,19 @@ def mc_question(question: str, choices, lang: str) -> str:
 def _sivqa_path(folder) -> Path:
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"FoodieQA folder {folder} does not exist; download the release (a gated dataset: request "
-                        "access first) and set COURSE_DATA_PATH (or real.data_path) to the folder that holds "
-                        f"{SIVQA_FILE}")
+        raise DataError(
+            f"FoodieQA folder {folder} does not exist; download the release (a gated dataset: request "
+            "access first) and set COURSE_DATA_PATH (or real.data_path) to the folder that holds "
+            f"{SIVQA_FILE}"
+        )
     path = folder / SIVQA_FILE
     if not path.is_file():
         nested = sorted(folder.glob(f"*/{SIVQA_FILE}"))
         hint = f"; it is in {nested[0].parent}: point at that folder" if nested else ""
-        raise DataError(f"{folder} has no {SIVQA_FILE}{hint}; the FoodieQA release folder holds sivqa_tidy.json, "
-                        "mivqa_tidy.json, textqa_tidy.json and images/")
+        raise DataError(
+            f"{folder} has no {SIVQA_FILE}{hint}; the FoodieQA release folder holds sivqa_tidy.json, "
+            "mivqa_tidy.json, textqa_tidy.json and images/"
+        )
     return path
 
 
@@ -126,8 +132,10 @@ def load_sivqa(folder, langs=("zh", "en"), require_images: bool = True, log=prin
         meta = item["food_meta"]
         image = find_image(folder, meta["food_file"])
         if image is None:
-            missing.append(f"record {index} (question_id {item.get('question_id')!r}): field 'food_meta.food_file' "
-                           f"is {meta['food_file']!r}, found neither in {folder} nor in {folder / 'images'}")
+            missing.append(
+                f"record {index} (question_id {item.get('question_id')!r}): field 'food_meta.food_file' "
+                f"is {meta['food_file']!r}, found neither in {folder} nor in {folder / 'images'}"
+            )
             continue
         answer = int(item["answer"])
         dish = str(meta.get("id") if meta.get("id") not in (None, "") else _food_name(item))
@@ -140,17 +148,30 @@ def load_sivqa(folder, langs=("zh", "en"), require_images: bool = True, log=prin
                 if not question or not isinstance(choices, list) or len(choices) != 4:
                     continue
             choices = [str(c).strip() for c in choices]
-            records.append({
-                "id": f"foodieqa-{question_id}-mc-{lang}", "image": image, "dish": dish, "group": "foodieqa",
-                "split": "test", "kind": "mc", "lang": lang, "question": mc_question(question, choices, lang),
-                "choices": choices, "answer": LETTERS[answer], "answer_text": choices[answer],
-                "question_type": item.get("question_type", ""), "food_name": _food_name(item),
-            })
+            records.append(
+                {
+                    "id": f"foodieqa-{question_id}-mc-{lang}",
+                    "image": image,
+                    "dish": dish,
+                    "group": "foodieqa",
+                    "split": "test",
+                    "kind": "mc",
+                    "lang": lang,
+                    "question": mc_question(question, choices, lang),
+                    "choices": choices,
+                    "answer": LETTERS[answer],
+                    "answer_text": choices[answer],
+                    "question_type": item.get("question_type", ""),
+                    "food_name": _food_name(item),
+                }
+            )
     if missing and require_images:
         shown = "\n".join(f"  - {m}" for m in missing[:8])
-        raise DataError(f"{folder / SIVQA_FILE}: {len(missing)} of {len(raw)} records have no image file:\n{shown}\n"
-                        "Download the images/ folder of the release too, or pass require_images=False to skip them.",
-                        missing)
+        raise DataError(
+            f"{folder / SIVQA_FILE}: {len(missing)} of {len(raw)} records have no image file:\n{shown}\n"
+            "Download the images/ folder of the release too, or pass require_images=False to skip them.",
+            missing,
+        )
     if missing:
         log(f"Skipped {len(missing)} of {len(raw)} FoodieQA questions whose image is missing.")
     return records
@@ -161,7 +182,7 @@ class LicenceError(PermissionError):
 
 
 TRAINING_REFUSAL = (
-    "FoodieQA's licence (CC BY-NC-ND 4.0) comes with the term \"Evaluation only: not for training models\". "
+    'FoodieQA\'s licence (CC BY-NC-ND 4.0) comes with the term "Evaluation only: not for training models". '
     "The seed lesson fine-tuned InternVL2 on it anyway (and showed its 'after' examples on training images, "
     "which says nothing about new photos). The kit trains on its own food set instead (course_lib.food_vqa) "
     "and keeps FoodieQA for evaluation. If you reproduce the seed lesson for private study, or have the "
@@ -170,8 +191,14 @@ TRAINING_REFUSAL = (
 )
 
 
-def to_xtuner_training(folder, out_json, acknowledge_licence: bool = False, seed_lesson_format: bool = True,
-                       overwrite: bool = False, log=print) -> Path:
+def to_xtuner_training(
+    folder,
+    out_json,
+    acknowledge_licence: bool = False,
+    seed_lesson_format: bool = True,
+    overwrite: bool = False,
+    log=print,
+) -> Path:
     """Write FoodieQA's single-image questions as XTuner training records (image paths relative to folder).
 
     seed_lesson_format: the seed lesson's conversion, human `question + "\\n<image>"` (the options are
@@ -194,8 +221,13 @@ def to_xtuner_training(folder, out_json, acknowledge_licence: bool = False, seed
         else:
             human = "<image>\n" + mc_question(item["question"], item["choices"], "zh")
             gpt = f"{LETTERS[answer]}. {item['choices'][answer]}"
-        records.append({"id": f"foodieqa-{item.get('question_id', index)}", "image": image,
-                        "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": gpt}]})
+        records.append(
+            {
+                "id": f"foodieqa-{item.get('question_id', index)}",
+                "image": image,
+                "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": gpt}],
+            }
+        )
     out_json.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=out_json.parent, suffix=".part", delete=False) as tmp:
         json.dump(records, tmp, ensure_ascii=False, indent=1)
@@ -242,16 +274,32 @@ def write_fake_release(folder) -> Path:
     (folder / "FAKE_RELEASE.txt").write_text(
         "A fake FoodieQA-format release written by course_lib.foodieqa.write_fake_release for demonstrations.\n"
         "It is NOT FoodieQA data: questions written for the course kit, images from the kit's emoji artwork.\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     questions = {
         "cuisine_type": ("图片中的食物属于哪个菜系？", "Which cuisine does the food in the picture belong to?"),
-        "main_ingredient": ("图片中的食物的主要食材是什么？",
-                            "What is the main ingredient of the food in the picture?"),
+        "main_ingredient": (
+            "图片中的食物的主要食材是什么？",
+            "What is the main ingredient of the food in the picture?",
+        ),
     }
-    en_choices = {"东北菜": "Northeastern", "粤菜": "Cantonese", "川菜": "Sichuan", "新疆菜": "Xinjiang",
-                  "鲁菜": "Shandong", "苏菜": "Jiangsu", "浙菜": "Zhejiang", "米粉": "rice flour", "豆腐": "tofu",
-                  "面粉": "wheat flour", "羊肉": "lamb", "土豆": "potato", "红薯": "sweet potato", "南瓜": "pumpkin",
-                  "芋头": "taro"}
+    en_choices = {
+        "东北菜": "Northeastern",
+        "粤菜": "Cantonese",
+        "川菜": "Sichuan",
+        "新疆菜": "Xinjiang",
+        "鲁菜": "Shandong",
+        "苏菜": "Jiangsu",
+        "浙菜": "Zhejiang",
+        "米粉": "rice flour",
+        "豆腐": "tofu",
+        "面粉": "wheat flour",
+        "羊肉": "lamb",
+        "土豆": "potato",
+        "红薯": "sweet potato",
+        "南瓜": "pumpkin",
+        "芋头": "taro",
+    }
     records = []
     for number, (art, name, right, choices, qtype) in enumerate(FAKE_DISHES):
         file = f"images/fake_{number}.jpg"
@@ -260,16 +308,38 @@ def write_fake_release(folder) -> Path:
         photo.paste(picture, (26, 6), picture)
         photo.save(folder / file, quality=85)
         zh, en = questions[qtype]
-        records.append({
-            "question": zh, "choices": choices, "answer": str(choices.index(right)), "question_type": qtype,
-            "food_name": name, "question_id": f"fake-vqa-{number}",
-            "food_meta": {"main_ingredient": [], "id": 900 + number, "food_name": name, "food_type": "",
-                          "food_location": "fake", "food_file": file},
-            "question_en": en, "choices_en": [en_choices[c] for c in choices],
-        })
+        records.append(
+            {
+                "question": zh,
+                "choices": choices,
+                "answer": str(choices.index(right)),
+                "question_type": qtype,
+                "food_name": name,
+                "question_id": f"fake-vqa-{number}",
+                "food_meta": {
+                    "main_ingredient": [],
+                    "id": 900 + number,
+                    "food_name": name,
+                    "food_type": "",
+                    "food_location": "fake",
+                    "food_file": file,
+                },
+                "question_en": en,
+                "choices_en": [en_choices[c] for c in choices],
+            }
+        )
     # a second question about the first picture (FoodieQA asks several questions per image)
-    records.append(dict(records[0], question="图片中的食物通常在哪个节日吃？",
-                        choices=["春节", "中秋节", "端午节", "元宵节"], answer="0", question_type="festival",
-                        question_id="fake-vqa-4", question_en="", choices_en=[]))
+    records.append(
+        dict(
+            records[0],
+            question="图片中的食物通常在哪个节日吃？",
+            choices=["春节", "中秋节", "端午节", "元宵节"],
+            answer="0",
+            question_type="festival",
+            question_id="fake-vqa-4",
+            question_en="",
+            choices_en=[],
+        )
+    )
     (folder / SIVQA_FILE).write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
     return folder

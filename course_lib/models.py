@@ -1,4 +1,5 @@
 """Load an InternVL2 checkpoint (tiny or real) the way its users do: AutoModel with remote code."""
+
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -29,12 +30,10 @@ def load_internvl(path, device: str = "cpu", dtype: Optional[torch.dtype] = None
     return model, tokenizer
 
 
-def load_course_model(setup, dtype: Optional[torch.dtype] = None):
-    """The model and tokenizer the course setup points at (building the tiny one on first use)."""
-    return load_internvl(setup.ensure_model(), setup.device, dtype)
-
-
 def parameter_counts(model) -> dict:
-    parts = {name: sum(p.numel() for p in getattr(model, name).parameters()) for name in ("vision_model", "mlp1", "language_model")}
+    parts = {
+        name: sum(p.numel() for p in getattr(model, name).parameters())
+        for name in ("vision_model", "mlp1", "language_model")
+    }
     parts["total"] = sum(parts.values())
     return parts

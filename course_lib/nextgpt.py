@@ -15,6 +15,7 @@ align_output_projection() does exactly that at toy size: the frozen LLM is the k
 frozen text encoder is a small seeded Transformer over the same tokenizer's ids (TinyTextEncoder), and
 only OutputProjector trains.
 """
+
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -25,11 +26,16 @@ from torch import nn
 SIGNAL_TOKENS = {"image": 4, "audio": 8, "video": 24}
 SIGNAL_PREFIX = {"image": "IMG", "audio": "AUD", "video": "VID"}
 DECODERS = {"image": "Stable Diffusion v1.5", "audio": "AudioLDM", "video": "Zeroscope v2"}
-CONDITIONING_SHAPE = (77, 768)  # Stable Diffusion v1.5's CLIP text encoder output per caption
 
 DEFAULT_CAPTIONS = [
-    "a photo of dumplings", "a photo of mooncake", "a bowl of ramen noodles", "a plate of sushi",
-    "a photo of mapo tofu", "Peking duck on a table", "a photo of hot pot", "a bento box",
+    "a photo of dumplings",
+    "a photo of mooncake",
+    "a bowl of ramen noodles",
+    "a plate of sushi",
+    "a photo of mapo tofu",
+    "Peking duck on a table",
+    "a photo of hot pot",
+    "a bento box",
 ]
 
 
@@ -52,14 +58,18 @@ def draw_pipeline():
     ax.axis("off")
 
     def box(x, y, w, h, text, colour, size=9):
-        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.04,rounding_size=0.12", fc=colour, ec="#555555", lw=1))
+        ax.add_patch(
+            FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.04,rounding_size=0.12", fc=colour, ec="#555555", lw=1)
+        )
         ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=size)
         return (x, y, w, h)
 
     def arrow(a, b, colour="#444444"):
         """Horizontal, at the middle of the heights the two boxes share."""
         y = (max(a[1], b[1]) + min(a[1] + a[3], b[1] + b[3])) / 2
-        ax.add_patch(FancyArrowPatch((a[0] + a[2], y), (b[0], y), arrowstyle="-|>", mutation_scale=11, lw=1.1, color=colour))
+        ax.add_patch(
+            FancyArrowPatch((a[0] + a[2], y), (b[0], y), arrowstyle="-|>", mutation_scale=11, lw=1.1, color=colour)
+        )
 
     rows = {"image": 3.95, "audio": 2.35, "video": 0.75}
     inputs = {m: box(0.1, y, 1.2, 0.8, m, DATA) for m, y in rows.items()}
@@ -85,11 +95,27 @@ def draw_pipeline():
         arrow(signal, out_proj)
         arrow(out_proj, decoder)
 
-    ax.text(0.1, 0.05, "Stage 1 trains the input projection (encoding side).  Stage 2 trains the output projections "
-            "(decoding side: MSE to each decoder's own caption embeddings).\nStage 3 instruction-tunes the LLM "
-            "(LoRA) together with both projections.", fontsize=8.5, color="#333333", va="bottom")
-    ax.legend(handles=[Patch(fc=FROZEN, ec="#555555", label="frozen"), Patch(fc=TRAINED, ec="#555555", label="trained"),
-                       Patch(fc=DATA, ec="#555555", label="data / tokens")], loc="upper right", ncol=3, frameon=False, fontsize=9)
+    ax.text(
+        0.1,
+        0.05,
+        "Stage 1 trains the input projection (encoding side).  Stage 2 trains the output projections "
+        "(decoding side: MSE to each decoder's own caption embeddings).\nStage 3 instruction-tunes the LLM "
+        "(LoRA) together with both projections.",
+        fontsize=8.5,
+        color="#333333",
+        va="bottom",
+    )
+    ax.legend(
+        handles=[
+            Patch(fc=FROZEN, ec="#555555", label="frozen"),
+            Patch(fc=TRAINED, ec="#555555", label="trained"),
+            Patch(fc=DATA, ec="#555555", label="data / tokens"),
+        ],
+        loc="upper right",
+        ncol=3,
+        frameon=False,
+        fontsize=9,
+    )
     ax.set_title("NExT-GPT: any-to-any through an LLM", fontsize=12, loc="left")
     fig.tight_layout()
     return fig
@@ -99,7 +125,9 @@ def draw_pipeline():
 class TinyTextEncoder(nn.Module):
     """A stand-in for a diffusion model's frozen text encoder: ids -> (B, max_len, width), padded like CLIP's 77."""
 
-    def __init__(self, vocab_size: int, width: int = 32, layers: int = 2, heads: int = 4, max_len: int = 16, pad_id: int = 0):
+    def __init__(
+        self, vocab_size: int, width: int = 32, layers: int = 2, heads: int = 4, max_len: int = 16, pad_id: int = 0
+    ):
         super().__init__()
         self.max_len, self.pad_id = max_len, pad_id
         self.tokens = nn.Embedding(vocab_size, width)
@@ -139,7 +167,9 @@ class OutputProjector(nn.Module):
         return self.out(self.decoder(queries, memory))
 
 
-def signal_token_states(language_model, tokenizer, captions: Sequence[str], signal_embeds: torch.Tensor) -> torch.Tensor:
+def signal_token_states(
+    language_model, tokenizer, captions: Sequence[str], signal_embeds: torch.Tensor
+) -> torch.Tensor:
     """Last-layer hidden states at the signal tokens appended to 'user: draw <caption> / assistant:'.
 
     signal_embeds (k, hidden) plays the rows NExT-GPT adds to the vocabulary for [IMG0]..[IMGk-1].
@@ -153,7 +183,7 @@ def signal_token_states(language_model, tokenizer, captions: Sequence[str], sign
             ids = tokenizer(prompt, return_tensors="pt").input_ids.to(embedding.weight.device)
             embeds = torch.cat([embedding(ids), signal_embeds[None].to(embedding.weight)], dim=1)
             out = language_model(inputs_embeds=embeds, output_hidden_states=True)
-            states.append(out.hidden_states[-1][0, -signal_embeds.shape[0]:].float())
+            states.append(out.hidden_states[-1][0, -signal_embeds.shape[0] :].float())
     return torch.stack(states)
 
 
@@ -197,7 +227,9 @@ def align_output_projection(
         torch.manual_seed(seed)
         embed_std = language_model.get_input_embeddings().weight.float().std().item()
         signal_embeds = torch.randn(num_signal_tokens, hidden) * embed_std
-        text_encoder = TinyTextEncoder(len(tokenizer), text_width, max_len=text_len, pad_id=tokenizer.pad_token_id).eval()
+        text_encoder = TinyTextEncoder(
+            len(tokenizer), text_width, max_len=text_len, pad_id=tokenizer.pad_token_id
+        ).eval()
         text_encoder.requires_grad_(False)
         projector = OutputProjector(hidden, text_width, text_len)
 
@@ -224,8 +256,10 @@ def align_output_projection(
         projector.eval()
         with torch.no_grad():
             after = nearest_caption_accuracy(projector(signal_states), targets)
-    info = {"trainable_parameters": sum(p.numel() for p in projector.parameters()),
-            "frozen_text_encoder_parameters": sum(p.numel() for p in text_encoder.parameters())}
+    info = {
+        "trainable_parameters": sum(p.numel() for p in projector.parameters()),
+        "frozen_text_encoder_parameters": sum(p.numel() for p in text_encoder.parameters()),
+    }
     return AlignmentRun(losses, projector, text_encoder, captions, signal_states, targets, before, after, info)
 
 

@@ -1,4 +1,5 @@
 """Execute the course notebooks headlessly: what the tests and a teacher's dry run before class use."""
+
 import os
 import time
 from dataclasses import dataclass
@@ -6,9 +7,9 @@ from pathlib import Path
 from typing import Iterable, List, Optional
 
 import nbformat
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
-from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
 from .lessons import NOTEBOOK_DIR
 
@@ -55,12 +56,19 @@ def with_solutions(notebook, lesson: str):
             filled.add(name)
     unused = sorted(name for name in SOLUTIONS if name[:2] == lesson and name not in filled)
     if unused:
-        raise ValueError(f"course_lib/solutions.py has solutions for {unused}, which lesson {lesson}'s notebook does not ask")
+        raise ValueError(
+            f"course_lib/solutions.py has solutions for {unused}, which lesson {lesson}'s notebook does not ask"
+        )
     return notebook
 
 
-def execute_notebook(path: Path, timeout: int = 600, env: Optional[dict] = None, kernel_name: Optional[str] = None,
-                     solutions: bool = False):
+def execute_notebook(
+    path: Path,
+    timeout: int = 600,
+    env: Optional[dict] = None,
+    kernel_name: Optional[str] = None,
+    solutions: bool = False,
+):
     """Run every cell of a notebook in a fresh kernel (cwd = the notebook's folder); returns (notebook, run).
     solutions=True fills in the exercises' model answers and makes a check that does not pass fail the run
     (how CI and a teacher's dry run execute the lessons); without, the notebook runs as a student sees it."""
@@ -86,8 +94,13 @@ def execute_notebook(path: Path, timeout: int = 600, env: Optional[dict] = None,
     return notebook, NotebookRun(path, time.perf_counter() - started, error)
 
 
-def build_notebooks(out_dir: Path, notebooks: Optional[Iterable[Path]] = None, html: bool = True, timeout: int = 600,
-                    solutions: bool = True) -> List[NotebookRun]:
+def build_notebooks(
+    out_dir: Path,
+    notebooks: Optional[Iterable[Path]] = None,
+    html: bool = True,
+    timeout: int = 600,
+    solutions: bool = True,
+) -> List[NotebookRun]:
     """Execute notebooks, writing executed copies (and HTML) to out_dir; failures are kept, not raised.
     By default with the exercises' solutions filled in: a teacher's dry run proves every check passes."""
     from nbconvert import HTMLExporter
@@ -96,8 +109,10 @@ def build_notebooks(out_dir: Path, notebooks: Optional[Iterable[Path]] = None, h
     sources = list(notebooks or sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")))
     clashes = sorted({str(path) for path in sources if (out_dir / Path(path).name).resolve() == Path(path).resolve()})
     if out_dir.resolve() == NOTEBOOK_DIR.resolve() or clashes:
-        raise ValueError(f"{out_dir} is where the lesson notebooks live ({', '.join(clashes) or NOTEBOOK_DIR}): executed "
-                         "copies would overwrite them; write them elsewhere, e.g. --out build/notebooks")
+        raise ValueError(
+            f"{out_dir} is where the lesson notebooks live ({', '.join(clashes) or NOTEBOOK_DIR}): executed "
+            "copies would overwrite them; write them elsewhere, e.g. --out build/notebooks"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = []
     for path in sources:

@@ -5,6 +5,7 @@ neighbouring patches is folded into one token whose channels are the four patche
 (N, 32, 32, C) -> (N, 16, 16, 4C), so 1024 tokens become 256. With ps_version "v2" (InternVL2's), the
 four patches of a block are laid out row by row: top-left, top-right, bottom-left, bottom-right.
 """
+
 from typing import List
 
 import matplotlib.pyplot as plt
@@ -72,9 +73,18 @@ def draw_pixel_shuffle(side: int = 4, ps_version: str = "v2"):
             for k, index in enumerate(ids):  # channel blocks top to bottom
                 y = half - 1 - row + (len(ids) - 1 - k) / len(ids)
                 right.add_patch(Rectangle((col, y), 1, 1 / len(ids), color=colours[index], ec="white", lw=1))
-                right.text(col + 0.5, y + 0.5 / len(ids), f"channel block {k}: patch {index}", ha="center", va="center", fontsize=8)
-    for ax, size, title in ((left, side, f"{side * side} patch tokens (C channels each)"),
-                            (right, half, f"{half * half} tokens after pixel shuffle (4C channels each)")):
+                right.text(
+                    col + 0.5,
+                    y + 0.5 / len(ids),
+                    f"channel block {k}: patch {index}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                )
+    for ax, size, title in (
+        (left, side, f"{side * side} patch tokens (C channels each)"),
+        (right, half, f"{half * half} tokens after pixel shuffle (4C channels each)"),
+    ):
         ax.set_xlim(0, size)
         ax.set_ylim(0, size)
         ax.set_aspect("equal")

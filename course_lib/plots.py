@@ -1,4 +1,5 @@
 """Small matplotlib figures the notebooks show."""
+
 import math
 from typing import Dict, Sequence
 
@@ -21,15 +22,28 @@ def show_tiles(tiles: Sequence, title: str = "", thumbnail: bool = False):
     return fig
 
 
-def bar_chart(values: Dict[str, float], title: str, unit: str = "", log: bool = False, colors=None,
-              xlabel: str = "", number_format: str = "{:,.3g}"):
+def bar_chart(
+    values: Dict[str, float],
+    title: str,
+    unit: str = "",
+    log: bool = False,
+    colors=None,
+    xlabel: str = "",
+    number_format: str = "{:,.3g}",
+):
     """Horizontal bars with their values written at the end; the axis leaves room for the labels."""
     names = list(values)
     numbers = [values[name] for name in names]
     fig, ax = plt.subplots(figsize=(7.5, 0.7 + 0.5 * len(names)))
     ax.barh(names, numbers, color=colors or "#4C72B0")
     for y, value in enumerate(numbers):
-        ax.text(value * (1.08 if log else 1.0), y, f" {number_format.format(value)} {unit}".rstrip(), va="center", fontsize=9)
+        ax.text(
+            value * (1.08 if log else 1.0),
+            y,
+            f" {number_format.format(value)} {unit}".rstrip(),
+            va="center",
+            fontsize=9,
+        )
     if log:
         ax.set_xscale("log")
         ax.set_xlim(min(v for v in numbers if v > 0) / 2, max(numbers) * 4)

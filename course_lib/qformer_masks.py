@@ -25,6 +25,7 @@ Masks here are boolean (Q+T)x(Q+T) tensors, queries first: ``mask[i, j]`` is Tru
 ``query_length=Q`` (only the first Q positions get cross-attention and the query feed-forward) and
 accepts a 3-D 1/0 mask per batch, which it turns into ``(1 - mask) * -10000`` added to the attention scores.
 """
+
 from typing import Dict, NamedTuple, Optional, Sequence
 
 import torch
@@ -129,8 +130,13 @@ def plot_masks(num_queries: int, text_length: int, masks: Optional[Dict[str, tor
         ax.set_ylabel("attending position (row)")
         ax.set_title(f"{task}\n{TASKS.get(task, '')}", fontsize=10)
     fig.legend(
-        handles=[Patch(color=CAN_ATTEND, label="can attend"), Patch(facecolor=BLOCKED, edgecolor="grey", label="masked")],
-        loc="upper right", ncol=2, frameon=False,
+        handles=[
+            Patch(color=CAN_ATTEND, label="can attend"),
+            Patch(facecolor=BLOCKED, edgecolor="grey", label="masked"),
+        ],
+        loc="upper right",
+        ncol=2,
+        frameon=False,
     )
     fig.suptitle("BLIP-2 stage 1: Q-Former self-attention masks (row attends to column)", x=0.02, ha="left")
     return fig
@@ -151,16 +157,30 @@ class TinyQFormer(nn.Module):
     mask lessons need: information flow depends on the mask, not on training.
     """
 
-    def __init__(self, vocab_size: int, num_queries: int = 32, hidden_size: int = 32, num_layers: int = 2,
-                 num_heads: int = 4, image_dim: int = 24, max_text_length: int = 64, seed: int = 0):
+    def __init__(
+        self,
+        vocab_size: int,
+        num_queries: int = 32,
+        hidden_size: int = 32,
+        num_layers: int = 2,
+        num_heads: int = 4,
+        image_dim: int = 24,
+        max_text_length: int = 64,
+        seed: int = 0,
+    ):
         from transformers import Blip2QFormerConfig, Blip2QFormerModel
 
         super().__init__()
         config = Blip2QFormerConfig(
-            vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=num_layers,
-            num_attention_heads=num_heads, intermediate_size=4 * hidden_size,
-            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-            max_position_embeddings=max_text_length, initializer_range=0.2,
+            vocab_size=vocab_size,
+            hidden_size=hidden_size,
+            num_hidden_layers=num_layers,
+            num_attention_heads=num_heads,
+            intermediate_size=4 * hidden_size,
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+            max_position_embeddings=max_text_length,
+            initializer_range=0.2,
             cross_attention_frequency=1,  # every layer reads the image, as in BLIP-2's released Q-Former
             encoder_hidden_size=image_dim,
             use_qformer_text_input=True,  # the text tower's own feed-forward
@@ -179,8 +199,10 @@ class TinyQFormer(nn.Module):
     def embed_text(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(batch, T) token ids -> (batch, T, hidden) token + position embeddings."""
         if input_ids.shape[1] > self.position_embeddings.num_embeddings:
-            raise ValueError(f"text of {input_ids.shape[1]} tokens; this Q-Former has positions for "
-                             f"{self.position_embeddings.num_embeddings} (max_text_length)")
+            raise ValueError(
+                f"text of {input_ids.shape[1]} tokens; this Q-Former has positions for "
+                f"{self.position_embeddings.num_embeddings} (max_text_length)"
+            )
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
         return self.word_embeddings(input_ids) + self.position_embeddings(positions)[None]
 
@@ -196,8 +218,13 @@ class TinyQFormer(nn.Module):
         return run_qformer(self, self.queries(text.shape[0]), text, image_features, mask)
 
 
-def run_qformer(model: TinyQFormer, queries: torch.Tensor, text_embeds: torch.Tensor,
-                image_features: torch.Tensor, mask: torch.Tensor) -> QFormerOutputs:
+def run_qformer(
+    model: TinyQFormer,
+    queries: torch.Tensor,
+    text_embeds: torch.Tensor,
+    image_features: torch.Tensor,
+    mask: torch.Tensor,
+) -> QFormerOutputs:
     """Self-attention over [queries; text] under mask, cross-attention to image_features for the queries only.
 
     queries (batch, Q, hidden), text_embeds (batch, T, hidden), image_features (batch, patches, image_dim),
@@ -231,9 +258,14 @@ def _largest_change(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a - b).abs().max().item() if a.numel() else 0.0
 
 
-def information_flow(model: TinyQFormer, input_ids: torch.Tensor, changed_ids: torch.Tensor,
-                     image_features: torch.Tensor, other_image_features: torch.Tensor,
-                     tasks: Sequence[str] = tuple(MASK_BUILDERS)) -> Dict[str, Dict[str, float]]:
+def information_flow(
+    model: TinyQFormer,
+    input_ids: torch.Tensor,
+    changed_ids: torch.Tensor,
+    image_features: torch.Tensor,
+    other_image_features: torch.Tensor,
+    tasks: Sequence[str] = tuple(MASK_BUILDERS),
+) -> Dict[str, Dict[str, float]]:
     """For each mask, the largest output change (max |delta|) that three input changes cause.
 
     "queries <- text": query outputs when input_ids become changed_ids (same image).

@@ -4,6 +4,7 @@ look-ups, the FoodieQA adapter, the record checks and the answer parser all use 
 It imports nothing, so the food set's source hash (course_lib.food_vqa) covers exactly the layout, not the
 checking code around it.
 """
+
 LETTERS = "ABCD"
 
 

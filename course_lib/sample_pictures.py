@@ -2,6 +2,7 @@
 with a transparent background, a palette image with a transparent colour, a 16-bit greyscale scan. Lesson 05
 shows how each is read; the tests use them to check that training, evaluation and both serving backends see
 the same pixels (the one image rule: course_lib.tiling.open_rgb)."""
+
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ def awkward_pictures(folder: Path, width: int = 120, height: int = 60) -> dict:
     load_image) than by course_lib.tiling.open_rgb."""
     pixels = np.zeros((height, width, 3), np.uint8)
     pixels[:, : width // 2] = (200, 40, 40)
-    pixels[:, width // 2:] = (40, 40, 200)
+    pixels[:, width // 2 :] = (40, 40, 200)
     picture = Image.fromarray(pixels)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {name: folder / name for name in ("plain.png", "phone.jpg", "cutout.png", "palette.png", "grey16.png")}

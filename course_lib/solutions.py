@@ -39,4 +39,11 @@ patches_in_token_1_0 = [8, 9, 12, 13]  # row 1 of tokens = patch rows 2-3, colum
     "01b": "patches_at_224 = (224 // 14) ** 2\n",
     "02b": "new_token_cost = 2 * 92_553 * 2048  # the input embedding and lm_head\n",
     "10b": "zero3_four_gpus = 16 * 2.2e9 / 4 / 1e9  # GB\n",
+    "02c": """llava_stage2_trained = {"connector", "language model"}
+det_decoder_input = (8, model.language_model.config.hidden_size)  # one hidden state per [DET] query
+""",
+    "06b": "tokens_saved = sum(c.prompt_tokens for c in costs) - sum(c.new_tokens for c in costs)\n",
+    "11b": """your_precision = 45 / 70
+your_f1 = 2 * your_precision * (45 / 50) / (your_precision + 45 / 50)
+""",
 }

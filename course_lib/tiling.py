@@ -9,6 +9,7 @@ normalised with ImageNet's mean and std.
 The tiles and pixel values are identical to XTuner's and InternVL's preprocessing (tests check it); this
 version cuts tiles from one normalised array instead of cropping and converting each tile separately.
 """
+
 import re
 import warnings
 from contextlib import nullcontext
@@ -43,8 +44,13 @@ def target_ratios(min_num: int = 1, max_num: int = 12) -> List[Tuple[int, int]]:
     """
     if not 1 <= min_num <= max_num:
         raise ValueError(f"need 1 <= min_num <= max_num, got min_num={min_num}, max_num={max_num}")
-    grids = set((i, j) for n in range(min_num, max_num + 1) for i in range(1, n + 1) for j in range(1, n + 1)
-                if min_num <= i * j <= max_num)
+    grids = set(
+        (i, j)
+        for n in range(min_num, max_num + 1)
+        for i in range(1, n + 1)
+        for j in range(1, n + 1)
+        if min_num <= i * j <= max_num
+    )
     return sorted(grids, key=lambda grid: grid[0] * grid[1])
 
 
@@ -83,8 +89,15 @@ class TilePlan:
         return self.grid[0] * self.image_size, self.grid[1] * self.image_size
 
 
-def plan_tiles(width: int, height: int, min_num: int = 1, max_num: int = 12, image_size: int = 448,
-               use_thumbnail: bool = True, tokens_per_tile: int = 256) -> TilePlan:
+def plan_tiles(
+    width: int,
+    height: int,
+    min_num: int = 1,
+    max_num: int = 12,
+    image_size: int = 448,
+    use_thumbnail: bool = True,
+    tokens_per_tile: int = 256,
+) -> TilePlan:
     if width < 1 or height < 1:
         raise ValueError(f"image size must be positive, got {width}x{height}")
     grid = closest_grid(width, height, target_ratios(min_num, max_num), image_size)
@@ -104,7 +117,9 @@ def token_budget(width: int, height: int, max_num: int = 12, context_length: int
     }
 
 
-def lmdeploy_max_tiles(checkpoint_max: int, max_dynamic_patch: Optional[int] = None, detail: Optional[str] = None) -> int:
+def lmdeploy_max_tiles(
+    checkpoint_max: int, max_dynamic_patch: Optional[int] = None, detail: Optional[str] = None
+) -> int:
     """The max_num LMDeploy 0.18 uses for one image, from its per-image settings."""
     if isinstance(max_dynamic_patch, int):
         return max_dynamic_patch
@@ -136,17 +151,23 @@ def _to_rgb(image: Image.Image, name: str) -> Image.Image:
         rgba = image.convert("RGBA")  # transparent parts become white, not black
         return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
     if image.mode.startswith("I") or image.mode == "F":  # 16/32-bit integer or float greyscale (convert() clips)
-        return Image.fromarray(_grey_to_uint8(np.asarray(image, dtype=np.float64), image.mode, name), "L").convert("RGB")
+        return Image.fromarray(_grey_to_uint8(np.asarray(image, dtype=np.float64), image.mode, name), "L").convert(
+            "RGB"
+        )
     try:
         return image.convert("RGB")
     except (ValueError, OSError) as error:
-        raise ImageLoadError(f"{name}: PIL cannot convert mode {image.mode!r} to RGB ({error}); save it as RGB") from error
+        raise ImageLoadError(
+            f"{name}: PIL cannot convert mode {image.mode!r} to RGB ({error}); save it as RGB"
+        ) from error
 
 
 def _over_the_limit(name: str, pixels: Optional[int], max_pixels: int, size: str = "") -> str:
     count = f"{size}{pixels / 1e6:.0f} M pixels" if pixels else "more pixels than Pillow opens"
-    return (f"{name} is {count}, over the {max_pixels / 1e6:.0f} M limit (a decompression bomb or a huge scan); "
-            "downscale it first")
+    return (
+        f"{name} is {count}, over the {max_pixels / 1e6:.0f} M limit (a decompression bomb or a huge scan); "
+        "downscale it first"
+    )
 
 
 def open_rgb(source: Union[str, Path, Image.Image], max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -195,7 +216,7 @@ EXIF_ORIENTATION = 0x0112
 def plain_reading_differs(source: Union[str, Path, Image.Image]) -> Optional[str]:
     """Why a plain ``Image.open(path).convert("RGB")`` (XTuner's training loader) would see other pixels than
     open_rgb, or None when both read the same picture. Reads the header only."""
-    with (nullcontext(source) if isinstance(source, Image.Image) else Image.open(source)) as image:
+    with nullcontext(source) if isinstance(source, Image.Image) else Image.open(source) as image:
         orientation = image.getexif().get(EXIF_ORIENTATION, 1)
         if orientation not in (None, 1):
             return f"EXIF orientation {orientation}: stored turned or mirrored, shown upright"
@@ -219,12 +240,15 @@ def draw_readings(paths: Sequence[Union[str, Path]], max_num: int = 12):
 
     fig, axes = plt.subplots(2, len(paths), figsize=(2.6 * len(paths), 5.2), squeeze=False)
     for column, path in enumerate(paths):
-        for row, (label, image) in enumerate((("plain convert('RGB')", plain_rgb(path)), ("kit: open_rgb", open_rgb(path)))):
+        for row, (label, image) in enumerate(
+            (("plain convert('RGB')", plain_rgb(path)), ("kit: open_rgb", open_rgb(path)))
+        ):
             grid = plan_tiles(*image.size, max_num=max_num).grid
             ax = axes[row][column]
             ax.imshow(image)
-            ax.set_title(f"{Path(path).name}\n{label}: {image.size[0]}x{image.size[1]}, grid {grid[0]}x{grid[1]}",
-                         fontsize=8)
+            ax.set_title(
+                f"{Path(path).name}\n{label}: {image.size[0]}x{image.size[1]}, grid {grid[0]}x{grid[1]}", fontsize=8
+            )
             ax.set_xticks([])
             ax.set_yticks([])
     fig.tight_layout()
@@ -232,14 +256,18 @@ def draw_readings(paths: Sequence[Union[str, Path]], max_num: int = 12):
 
 
 # ---- image -> tiles -> pixel values --------------------------------------------------------------
-def dynamic_preprocess(image: Image.Image, min_num: int = 1, max_num: int = 12, image_size: int = 448,
-                       use_thumbnail: bool = True) -> List[Image.Image]:
+def dynamic_preprocess(
+    image: Image.Image, min_num: int = 1, max_num: int = 12, image_size: int = 448, use_thumbnail: bool = True
+) -> List[Image.Image]:
     """The tiles as PIL images (row by row, thumbnail last), for looking at them."""
     plan = plan_tiles(*image.size, min_num, max_num, image_size, use_thumbnail)
     resized = image.resize(plan.resized, Image.BICUBIC)
     columns, rows = plan.grid
-    tiles = [resized.crop((c * image_size, r * image_size, (c + 1) * image_size, (r + 1) * image_size))
-             for r in range(rows) for c in range(columns)]
+    tiles = [
+        resized.crop((c * image_size, r * image_size, (c + 1) * image_size, (r + 1) * image_size))
+        for r in range(rows)
+        for c in range(columns)
+    ]
     if plan.thumbnail:
         tiles.append(image.resize((image_size, image_size), Image.BICUBIC))
     return tiles
@@ -269,8 +297,9 @@ def to_tensor(tiles: Sequence[Image.Image]) -> torch.Tensor:
     return _normalise_into(torch.empty(stacked.shape, dtype=torch.float32), stacked)
 
 
-def image_to_pixel_values(image: Image.Image, min_num: int = 1, max_num: int = 12, image_size: int = 448,
-                          use_thumbnail: bool = True) -> torch.Tensor:
+def image_to_pixel_values(
+    image: Image.Image, min_num: int = 1, max_num: int = 12, image_size: int = 448, use_thumbnail: bool = True
+) -> torch.Tensor:
     """An RGB image -> (tiles, 3, image_size, image_size): resize once, cut the tiles as views of one array,
     and convert each byte once (transposing while still uint8 is 4x less memory traffic than float32)."""
     plan = plan_tiles(*image.size, min_num, max_num, image_size, use_thumbnail)
@@ -301,8 +330,9 @@ def tiling_settings(model_config) -> dict:
     )
 
 
-def draw_tile_grid(image: Image.Image, max_num: int = 12, image_size: int = 448, use_thumbnail: bool = True,
-                   context_length: int = 8192):
+def draw_tile_grid(
+    image: Image.Image, max_num: int = 12, image_size: int = 448, use_thumbnail: bool = True, context_length: int = 8192
+):
     """The image resized to its grid with the tile borders drawn, the thumbnail beside it, and the cost."""
     import matplotlib.pyplot as plt
 
@@ -320,7 +350,9 @@ def draw_tile_grid(image: Image.Image, max_num: int = 12, image_size: int = 448,
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"{plan.tiles} tiles = {plan.image_tokens} image tokens = "
-                 f"{plan.image_tokens / context_length:.0%} of an {context_length}-token context")
+    fig.suptitle(
+        f"{plan.tiles} tiles = {plan.image_tokens} image tokens = "
+        f"{plan.image_tokens / context_length:.0%} of an {context_length}-token context"
+    )
     fig.tight_layout()
     return fig

@@ -5,16 +5,20 @@ random record, two `<image>` tags become one, a misspelt role raises NotImplemen
 data-loader worker. validate_xtuner_records() finds all of that up front and says which file, which record,
 which field, and what to do. load_eval_records() does the same for the kit's evaluation records.
 """
+
 import json
 from pathlib import Path
 from typing import List, Optional
 
+from .probes import COLOURS, COUNTS
 from .question_format import LETTERS
 from .tiling import ImageLoadError, open_rgb
 
 ROLES = ("human", "gpt")
 IMAGE_TAG = "<image>"
-EVAL_KINDS = ("mc", "open")
+EVAL_KINDS = ("mc", "open", "yesno", "colour", "count")  # the last three: course_lib.probes
+# What each probe kind's field 'answer' may be.
+PROBE_ANSWERS = {"yesno": ("yes", "no"), "colour": tuple(COLOURS), "count": tuple(str(n) for n in COUNTS)}
 EVAL_LANGS = ("zh", "en")
 SHOW = 8  # problems listed in an error message; the total is always given
 
@@ -46,15 +50,18 @@ def read_json_records(path) -> list:
     if path.is_dir():
         raise DataError(f"{path} is a folder, not a JSON file; pass the records file inside it")
     if not path.is_file():
-        raise DataError(f"{path} does not exist; check the path (relative paths are from the current folder, "
-                        f"{Path.cwd()})")
+        raise DataError(
+            f"{path} does not exist; check the path (relative paths are from the current folder, {Path.cwd()})"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise DataError(f"{path} is not UTF-8 text ({error}); save it as UTF-8") from error
     if text.startswith("\ufeff"):
-        raise DataError(f"{path} starts with a UTF-8 byte-order mark (BOM; Windows Notepad and Excel add one), which "
-                        "XTuner's json.load refuses; save it as UTF-8 without BOM")
+        raise DataError(
+            f"{path} starts with a UTF-8 byte-order mark (BOM; Windows Notepad and Excel add one), which "
+            "XTuner's json.load refuses; save it as UTF-8 without BOM"
+        )
     if path.suffix == ".jsonl":
         records = []
         for number, line in enumerate(text.splitlines(), 1):
@@ -62,8 +69,10 @@ def read_json_records(path) -> list:
                 try:
                     records.append(json.loads(line))
                 except json.JSONDecodeError as error:
-                    raise DataError(f"{path}: line {number} column {error.colno} is not valid JSON ({error.msg}); "
-                                    "a .jsonl file holds one complete JSON record per line") from error
+                    raise DataError(
+                        f"{path}: line {number} column {error.colno} is not valid JSON ({error.msg}); "
+                        "a .jsonl file holds one complete JSON record per line"
+                    ) from error
         return records
     try:
         data = json.loads(text)
@@ -78,8 +87,10 @@ def read_json_records(path) -> list:
             lists = [key for key, value in data.items() if isinstance(value, list)]
             hint = f" (it is an object with keys {sorted(data)[:5]}"
             hint += f"; the records may be under {lists[0]!r})" if lists else ")"
-        raise DataError(f"{path}: the top level is a {type(data).__name__}{hint}; XTuner expects a JSON list of "
-                        "records: [{\"image\": ..., \"conversations\": [...]}, ...]")
+        raise DataError(
+            f"{path}: the top level is a {type(data).__name__}{hint}; XTuner expects a JSON list of "
+            'records: [{"image": ..., "conversations": [...]}, ...]'
+        )
     return data
 
 
@@ -106,13 +117,17 @@ def record_image(record: dict):
 def _record_problems(index: int, record, image_folder: Path, check_images: bool, image_cache: dict) -> List[str]:
     where = describe_record(index, record)
     if not isinstance(record, dict):
-        return [f"{where}: is a {type(record).__name__}, not an object; each record is "
-                "{\"image\": ..., \"conversations\": [...]}"]
+        return [
+            f"{where}: is a {type(record).__name__}, not an object; each record is "
+            '{"image": ..., "conversations": [...]}'
+        ]
     problems = []
     conversations = record.get("conversations")
     if conversations is None:
-        problems.append(f"{where}: field 'conversations' is missing; add a list of turns [{{\"from\": \"human\", "
-                        "\"value\": \"<image>\\n...\"}, {\"from\": \"gpt\", \"value\": \"...\"}]")
+        problems.append(
+            f'{where}: field \'conversations\' is missing; add a list of turns [{{"from": "human", '
+            '"value": "<image>\\n..."}, {"from": "gpt", "value": "..."}]'
+        )
         conversations = []
     elif not isinstance(conversations, list) or not conversations:
         problems.append(f"{where}: field 'conversations' must be a non-empty list of turns, got {conversations!r:.60}")
@@ -127,23 +142,31 @@ def _record_problems(index: int, record, image_folder: Path, check_images: bool,
         if "from" not in turn:
             problems.append(f"{where}: field '{field}.from' is missing; set it to 'human' or 'gpt'")
         elif role not in ROLES:
-            problems.append(f"{where}: field '{field}.from' is {role!r}; XTuner knows only 'human' and 'gpt' "
-                            "(rename user -> human, assistant -> gpt)")
+            problems.append(
+                f"{where}: field '{field}.from' is {role!r}; XTuner knows only 'human' and 'gpt' "
+                "(rename user -> human, assistant -> gpt)"
+            )
         if "value" not in turn:
             problems.append(f"{where}: field '{field}.value' is missing; add the turn's text")
         elif not isinstance(value, str):
             problems.append(f"{where}: field '{field}.value' must be a string, got {type(value).__name__}")
         elif not _encodable(value):
-            problems.append(f"{where}: field '{field}.value' holds a lone surrogate (a broken escape such as \\ud800); "
-                            "the tokenizer cannot encode it: fix or remove the character")
+            problems.append(
+                f"{where}: field '{field}.value' holds a lone surrogate (a broken escape such as \\ud800); "
+                "the tokenizer cannot encode it: fix or remove the character"
+            )
         elif role in ROLES and role != ROLES[turn_index % 2]:
-            problems.append(f"{where}: field '{field}.from' is {role!r}, but turns must alternate human, gpt, human, "
-                            f"... starting with human (XTuner drops a leading gpt turn and trains on nothing)")
+            problems.append(
+                f"{where}: field '{field}.from' is {role!r}, but turns must alternate human, gpt, human, "
+                f"... starting with human (XTuner drops a leading gpt turn and trains on nothing)"
+            )
         elif role == "gpt":
             gpt_turns += 1
             if IMAGE_TAG in value:
-                problems.append(f"{where}: field '{field}.value' (a gpt turn) contains {IMAGE_TAG}; only human turns "
-                                "may hold the image tag")
+                problems.append(
+                    f"{where}: field '{field}.value' (a gpt turn) contains {IMAGE_TAG}; only human turns "
+                    "may hold the image tag"
+                )
             if not value.strip():
                 problems.append(f"{where}: field '{field}.value' is an empty answer; write the answer or drop the turn")
         elif role == "human":
@@ -154,21 +177,28 @@ def _record_problems(index: int, record, image_folder: Path, check_images: bool,
     image = record_image(record)
     if image is None:
         if tags:
-            problems.append(f"{where}: field 'conversations' has {tags} {IMAGE_TAG} tag(s) but the record has no "
-                            "'image'; add the image's path or remove the tags")
+            problems.append(
+                f"{where}: field 'conversations' has {tags} {IMAGE_TAG} tag(s) but the record has no "
+                "'image'; add the image's path or remove the tags"
+            )
         return problems
     if not isinstance(image, str) or not image:
-        problems.append(f"{where}: field 'image' must be one path (a string relative to the image folder), "
-                        f"got {image!r:.80}")
+        problems.append(
+            f"{where}: field 'image' must be one path (a string relative to the image folder), got {image!r:.80}"
+        )
         return problems
     if tags != 1:
-        problems.append(f"{where}: field 'conversations' has {tags} {IMAGE_TAG} tags in its human turns; a record "
-                        f"with an image needs exactly one (XTuner puts all the image tokens in its place)")
+        problems.append(
+            f"{where}: field 'conversations' has {tags} {IMAGE_TAG} tags in its human turns; a record "
+            f"with an image needs exactly one (XTuner puts all the image tokens in its place)"
+        )
     path = Path(image_folder) / image
     if image not in image_cache:
         if not path.is_file():
-            image_cache[image] = (f"field 'image' names {path}, which {_missing(path)}; check image_folder "
-                                  f"({image_folder}) and the path, or drop the record")
+            image_cache[image] = (
+                f"field 'image' names {path}, which {_missing(path)}; check image_folder "
+                f"({image_folder}) and the path, or drop the record"
+            )
         elif check_images:
             try:
                 open_rgb(path)
@@ -192,8 +222,10 @@ def validate_xtuner_records(json_path, image_folder, check_images: bool = True) 
     json_path = Path(json_path)
     image_folder = Path(image_folder)
     if not image_folder.is_dir():
-        raise DataError(f"{json_path}: image folder {image_folder} does not exist; pass the folder the records' "
-                        "'image' paths are relative to (XTuner's image_folder)")
+        raise DataError(
+            f"{json_path}: image folder {image_folder} does not exist; pass the folder the records' "
+            "'image' paths are relative to (XTuner's image_folder)"
+        )
     records = read_json_records(json_path)
     problems, image_cache = [], {}
     for index, record in enumerate(records):
@@ -216,25 +248,41 @@ def _eval_problems(index: int, record) -> List[str]:
     if problems:
         return problems
     if record["kind"] not in EVAL_KINDS:
-        problems.append(f"{where}: field 'kind' is {record['kind']!r}; use 'mc' (four choices) or 'open'")
+        problems.append(
+            f"{where}: field 'kind' is {record['kind']!r}; use 'mc' (four choices), 'open', or a "
+            f"probe kind ({', '.join(PROBE_ANSWERS)})"
+        )
+    elif record["kind"] in PROBE_ANSWERS and record["answer"] not in PROBE_ANSWERS[record["kind"]]:
+        problems.append(
+            f"{where}: field 'answer' is {record['answer']!r}; for kind {record['kind']!r} it is one of "
+            f"{', '.join(PROBE_ANSWERS[record['kind']])}"
+        )
     if record["lang"] not in EVAL_LANGS:
         problems.append(f"{where}: field 'lang' is {record['lang']!r}; use 'zh' or 'en'")
     if IMAGE_TAG in record["question"]:
-        problems.append(f"{where}: field 'question' contains {IMAGE_TAG}; store the question without it (the "
-                        "evaluation loop adds the image)")
+        problems.append(
+            f"{where}: field 'question' contains {IMAGE_TAG}; store the question without it (the "
+            "evaluation loop adds the image)"
+        )
     if record["kind"] == "mc":
         choices = record.get("choices")
         if not isinstance(choices, list) or len(choices) != 4 or not all(isinstance(c, str) and c for c in choices):
-            problems.append(f"{where}: field 'choices' must be a list of 4 non-empty strings for kind 'mc', "
-                            f"got {choices!r:.80}")
+            problems.append(
+                f"{where}: field 'choices' must be a list of 4 non-empty strings for kind 'mc', got {choices!r:.80}"
+            )
         elif record["answer"] not in LETTERS:
-            problems.append(f"{where}: field 'answer' is {record['answer']!r}; for kind 'mc' it is the letter "
-                            "A, B, C or D")
+            problems.append(
+                f"{where}: field 'answer' is {record['answer']!r}; for kind 'mc' it is the letter A, B, C or D"
+            )
         elif choices[LETTERS.index(record["answer"])] != record["answer_text"]:
-            problems.append(f"{where}: field 'answer_text' is {record['answer_text']!r} but choice "
-                            f"{record['answer']} is {choices[LETTERS.index(record['answer'])]!r}; make them agree")
+            problems.append(
+                f"{where}: field 'answer_text' is {record['answer_text']!r} but choice "
+                f"{record['answer']} is {choices[LETTERS.index(record['answer'])]!r}; make them agree"
+            )
     elif record.get("choices") is not None:
-        problems.append(f"{where}: field 'choices' is set on an 'open' record; remove it or set kind to 'mc'")
+        problems.append(
+            f"{where}: field 'choices' is set on an {record['kind']!r} record; remove it or set kind to 'mc'"
+        )
     return problems
 
 
@@ -252,14 +300,18 @@ def load_eval_records(path, image_folder=None) -> list:
         record_id = record.get("id") if isinstance(record, dict) else None
         if isinstance(record_id, str):
             if record_id in seen:
-                problems.append(f"{describe_record(index, record)}: field 'id' repeats record {seen[record_id]}; ids must be "
-                                "unique (results are matched to records by id)")
+                problems.append(
+                    f"{describe_record(index, record)}: field 'id' repeats record {seen[record_id]}; ids must be "
+                    "unique (results are matched to records by id)"
+                )
             seen.setdefault(record_id, index)
         if found:
             continue
         picture = Path(image_folder) / record["image"] if image_folder is not None else None
         if picture is not None and not picture.is_file():
-            problems.append(f"{describe_record(index, record)}: field 'image' names {picture}, "
-                            f"which {_missing(picture)}; check the image folder")
+            problems.append(
+                f"{describe_record(index, record)}: field 'image' names {picture}, "
+                f"which {_missing(picture)}; check the image folder"
+            )
     raise_if_any(path, problems, f"{len(records)} evaluation records")
     return records

@@ -10,6 +10,7 @@ It prints one line a step and writes the figures as JSON (--out). What it cannot
 (TurboMind and PyTorch) and the real InternVL2-2B; those need a classroom machine with the serving
 environment and the checkpoint (README, "The device check").
 """
+
 import argparse
 import json
 import sys
@@ -22,6 +23,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from course_lib.config import cache_dir  # noqa: E402
 from course_lib.serving import GenerationSettings  # noqa: E402
 from course_lib.serving.transformers_backend import TransformersEngine  # noqa: E402
 
@@ -45,17 +47,23 @@ def serving(figures: dict, pictures: int) -> None:
         streamed = "".join(engine.stream(QUESTIONS[0], images[0]))
         answers[device] = {"batch": batch, "turns": [answer for _, answer in session.history], "stream": streamed}
         figures[f"{device}_batch_seconds"] = round(seconds, 3)
-        print(f"{device}: {len(prompts)} answers in {seconds:.2f} s; two turns {answers[device]['turns']}; "
-              f"stream {streamed!r}", flush=True)
+        print(
+            f"{device}: {len(prompts)} answers in {seconds:.2f} s; two turns {answers[device]['turns']}; "
+            f"stream {streamed!r}",
+            flush=True,
+        )
     cpu, gpu = answers["cpu"], answers["cuda"]
     figures["batch_answers_equal"] = sum(a == b for a, b in zip(cpu["batch"], gpu["batch"]))
     figures["batch_answers"] = len(prompts)
     figures["stream_equals_single_answer_on_cuda"] = gpu["stream"] == gpu["batch"][0]
     figures["turns_equal"] = cpu["turns"] == gpu["turns"]
     figures["speed_up"] = round(figures["cpu_batch_seconds"] / figures["cuda_batch_seconds"], 2)
-    print(f"bf16 CUDA vs fp32 CPU: {figures['batch_answers_equal']}/{len(prompts)} batch answers equal, "
-          f"two-turn answers equal: {figures['turns_equal']}, stream == single answer: "
-          f"{figures['stream_equals_single_answer_on_cuda']}, {figures['speed_up']}x faster", flush=True)
+    print(
+        f"bf16 CUDA vs fp32 CPU: {figures['batch_answers_equal']}/{len(prompts)} batch answers equal, "
+        f"two-turn answers equal: {figures['turns_equal']}, stream == single answer: "
+        f"{figures['stream_equals_single_answer_on_cuda']}, {figures['speed_up']}x faster",
+        flush=True,
+    )
 
 
 def lora(figures: dict, records: int) -> None:
@@ -68,7 +76,7 @@ def lora(figures: dict, records: int) -> None:
     from course_lib.finetune.food import kit_food_set
     from course_lib.finetune.runner import loss_history, new_run, train
 
-    data = kit_food_set(log=lambda *_: None)
+    data = kit_food_set(cache_dir(), log=lambda *_: None)
     subset = json.loads((data / "xtuner" / "finetune_new.json").read_text(encoding="utf-8"))[:records]
     work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     (work / "train.json").write_text(json.dumps(subset, ensure_ascii=False), encoding="utf-8")
@@ -76,9 +84,15 @@ def lora(figures: dict, records: int) -> None:
     started = time.perf_counter()
     final = train(run, progress=False)
     losses = [loss for _, loss, _ in loss_history(run)]
-    figures["lora"] = {"profile": "real", "records": records, "iterations": run.info().get("total_iters"),
-                       "seconds": round(time.perf_counter() - started, 1), "final": final.name,
-                       "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None}
+    figures["lora"] = {
+        "profile": "real",
+        "records": records,
+        "iterations": run.info().get("total_iters"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "final": final.name,
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+    }
     print(f"XTuner LoRA (real profile: AMP fp16, activation checkpointing): {figures['lora']}", flush=True)
 
 
@@ -92,8 +106,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("torch sees no CUDA GPU: nothing to check here (the test suite covers the CPU paths)")
         return 2
-    figures = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0),
-               "bf16": torch.cuda.is_bf16_supported()}
+    figures = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0), "bf16": torch.cuda.is_bf16_supported()}
     print(f"torch {figures['torch']} on {figures['gpu']} (bf16: {figures['bf16']})", flush=True)
     serving(figures, args.pictures)
     if not args.skip_lora:

@@ -32,6 +32,21 @@ def tiny(tiny_path):
 
 
 @pytest.fixture(scope="session")
+def food_set(tmp_path_factory):
+    """The kit's food set, built afresh into a folder of the test session (seconds)."""
+    from course_lib.food_vqa import ensure_food_vqa
+
+    return ensure_food_vqa(tmp_path_factory.mktemp("food-cache"), log=lambda *a: None)
+
+
+@pytest.fixture(scope="session")
+def food_dishes(food_set):
+    import json
+
+    return json.loads((food_set / "dishes.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
 def dumpling_pixels():
     from course_lib.tiling import load_image
 
@@ -65,6 +80,7 @@ def internvl2_2b_shaped(tiny_path, tmp_path_factory):
     (folder / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
     tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
     tokenizer_config["chat_template"] = internlm2_chat_template()
-    (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2, ensure_ascii=False),
-                                                  encoding="utf-8")
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(tokenizer_config, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
     return folder

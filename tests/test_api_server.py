@@ -1,19 +1,27 @@
 """LMDeploy's api_server from Python: the command, the process lifecycle (start, readiness, logs, no orphans),
 the OpenAI-style requests (base64 images, per-image max_dynamic_patch, settings), the KV-cache arithmetic,
 and a real server where one can run."""
+
 import json
 import os
 import sys
 
 import psutil
 import pytest
+from conftest import FOOD_IMAGES
 from PIL import Image
 
-from conftest import FOOD_IMAGES
 from course_lib.serving import GenerationSettings
 from course_lib.serving import openai_client as oc
-from course_lib.serving.api_server import (ApiServer, ServerProcess, ServerStartError, api_server_command,
-                                           api_server_status, free_port, lmdeploy_cli)
+from course_lib.serving.api_server import (
+    ApiServer,
+    ServerProcess,
+    ServerStartError,
+    api_server_command,
+    api_server_status,
+    free_port,
+    lmdeploy_cli,
+)
 from course_lib.serving.kv_cache import cache_memory_estimate, kv_bytes_per_token
 from course_lib.tiling import ImageLoadError, open_rgb
 
@@ -25,13 +33,43 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # ---- the command --------------------------------------------------------------------------------
 def test_api_server_command_has_every_flag():
-    command = api_server_command("/models/InternVL2-2B", 23333, backend="pytorch", session_len=4096,
-                                 cache_max_entry_count=0.5, tp=2, quant_policy=8, model_name="internvl2",
-                                 lmdeploy="/venv/bin/lmdeploy", chat_template="/tmp/template.json")
-    assert command == ["/venv/bin/lmdeploy", "serve", "api_server", "/models/InternVL2-2B", "--backend", "pytorch",
-                       "--server-name", "127.0.0.1", "--server-port", "23333", "--session-len", "4096",
-                       "--cache-max-entry-count", "0.5", "--tp", "2", "--quant-policy", "8", "--model-name",
-                       "internvl2", "--chat-template", "/tmp/template.json", "--trust-remote-code"]
+    command = api_server_command(
+        "/models/InternVL2-2B",
+        23333,
+        backend="pytorch",
+        session_len=4096,
+        cache_max_entry_count=0.5,
+        tp=2,
+        quant_policy=8,
+        model_name="internvl2",
+        lmdeploy="/venv/bin/lmdeploy",
+        chat_template="/tmp/template.json",
+    )
+    assert command == [
+        "/venv/bin/lmdeploy",
+        "serve",
+        "api_server",
+        "/models/InternVL2-2B",
+        "--backend",
+        "pytorch",
+        "--server-name",
+        "127.0.0.1",
+        "--server-port",
+        "23333",
+        "--session-len",
+        "4096",
+        "--cache-max-entry-count",
+        "0.5",
+        "--tp",
+        "2",
+        "--quant-policy",
+        "8",
+        "--model-name",
+        "internvl2",
+        "--chat-template",
+        "/tmp/template.json",
+        "--trust-remote-code",
+    ]
     default = api_server_command("m", 1)
     assert default[default.index("--server-name") + 1] == "127.0.0.1"  # LMDeploy's own default is 0.0.0.0
     assert "--quant-policy" not in default and default[-1] == "--trust-remote-code"
@@ -47,9 +85,14 @@ def test_the_server_is_given_the_checkpoints_own_chat_template(internvl2_2b_shap
     assert chat_template_fields(internvl2_2b_shaped)["eoa"] == "<|im_end|>"  # no newline after it
 
 
-@pytest.mark.parametrize("bad, message", [(dict(backend="vllm"), "turbomind or pytorch"),
-                                          (dict(cache_max_entry_count=1.5), "share of free GPU memory"),
-                                          (dict(quant_policy=2), "quant_policy")])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(backend="vllm"), "turbomind or pytorch"),
+        (dict(cache_max_entry_count=1.5), "share of free GPU memory"),
+        (dict(quant_policy=2), "quant_policy"),
+    ],
+)
 def test_api_server_command_refuses_bad_settings(bad, message):
     with pytest.raises(ValueError, match=message):
         api_server_command("m", 1, **bad)
@@ -89,8 +132,11 @@ def test_server_process_starts_answers_and_leaves_no_orphans(tmp_path):
         assert server.running and server.get_json("/v1/models")["data"][0]["id"] == "tiny"
         members = server.group_processes()
         assert len(members) >= 2  # the server and the child it left behind
-        listening = {c.laddr.ip for c in psutil.net_connections("inet") if c.laddr and c.laddr.port == port
-                     and c.status == psutil.CONN_LISTEN}
+        listening = {
+            c.laddr.ip
+            for c in psutil.net_connections("inet")
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+        }
         assert listening == {"127.0.0.1"}
         assert (tmp_path / "server.log").read_text().startswith("$ sh -c sleep 600")
     assert not server.running
@@ -98,8 +144,12 @@ def test_server_process_starts_answers_and_leaves_no_orphans(tmp_path):
 
 
 def test_a_server_that_dies_at_start_reports_its_log(tmp_path):
-    failing = ServerProcess(["sh", "-c", "echo 'RuntimeError: Found no NVIDIA driver on your system.' >&2; exit 3"],
-                            free_port(), log_path=tmp_path / "failed.log", startup_timeout=30)
+    failing = ServerProcess(
+        ["sh", "-c", "echo 'RuntimeError: Found no NVIDIA driver on your system.' >&2; exit 3"],
+        free_port(),
+        log_path=tmp_path / "failed.log",
+        startup_timeout=30,
+    )
     with pytest.raises(ServerStartError, match="(?s)exited with code 3.*Found no NVIDIA driver"):
         failing.start()
     assert failing.process is None
@@ -135,8 +185,10 @@ def test_messages_put_images_first_with_their_tile_budget():
     assert message["role"] == "user" and image["type"] == "image_url"
     assert image["image_url"]["max_dynamic_patch"] == 4 and image["image_url"]["url"].startswith("data:image/")
     assert text == {"type": "text", "text": "图中的菜是什么？"}
-    assert oc.image_part("http://example.org/a.jpg", detail="low")["image_url"] == {"url": "http://example.org/a.jpg",
-                                                                                      "detail": "low"}
+    assert oc.image_part("http://example.org/a.jpg", detail="low")["image_url"] == {
+        "url": "http://example.org/a.jpg",
+        "detail": "low",
+    }
     messages = oc.chat_messages("它是哪里的菜？", history=[("图中的菜是什么？", DUMPLINGS, "饺子")], system="Be brief.")
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[-1]["content"] == [{"type": "text", "text": "它是哪里的菜？"}]
@@ -145,11 +197,18 @@ def test_messages_put_images_first_with_their_tile_budget():
 def test_requests_carry_lmdeploys_settings():
     messages = oc.chat_messages("hi")
     greedy = oc.completion_request("internvl2", messages, GenerationSettings(max_new_tokens=64))
-    assert greedy == {"model": "internvl2", "messages": messages, "temperature": 1.0, "top_p": 1.0,
-                      "max_completion_tokens": 64, "stop": ["<|im_end|>"],
-                      "extra_body": {"top_k": 1, "repetition_penalty": 1.0}}
-    sampling = GenerationSettings(max_new_tokens=32, do_sample=True, top_p=0.8, top_k=20, temperature=0.6,
-                                  repetition_penalty=1.05)
+    assert greedy == {
+        "model": "internvl2",
+        "messages": messages,
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "max_completion_tokens": 64,
+        "stop": ["<|im_end|>"],
+        "extra_body": {"top_k": 1, "repetition_penalty": 1.0},
+    }
+    sampling = GenerationSettings(
+        max_new_tokens=32, do_sample=True, top_p=0.8, top_k=20, temperature=0.6, repetition_penalty=1.05
+    )
     request = oc.completion_request("internvl2", messages, sampling, stream=True)
     assert request["stream"] is True and oc.settings_from_request(request) == sampling
     assert oc.settings_from_request(greedy) == GenerationSettings(max_new_tokens=64)
@@ -166,12 +225,22 @@ def test_the_openai_sdk_sends_the_extra_fields_at_the_top_level():
 
     def capture(request):
         sent.update(json.loads(request.content))
-        return httpx.Response(200, json={"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-                                         "choices": [{"index": 0, "finish_reason": "stop",
-                                                      "message": {"role": "assistant", "content": "ok"}}]})
+        return httpx.Response(
+            200,
+            json={
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "m",
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
+            },
+        )
 
-    client = OpenAI(base_url="http://127.0.0.1:9/v1", api_key="none",
-                    http_client=httpx.Client(transport=httpx.MockTransport(capture)))
+    client = OpenAI(
+        base_url="http://127.0.0.1:9/v1",
+        api_key="none",
+        http_client=httpx.Client(transport=httpx.MockTransport(capture)),
+    )
     request = oc.completion_request("internvl2", oc.chat_messages("q", DUMPLINGS, max_dynamic_patch=2))
     assert oc.ask(client, request) == "ok"
     assert sent["top_k"] == 1 and sent["repetition_penalty"] == 1.0 and sent["max_completion_tokens"] == 512
@@ -183,14 +252,23 @@ def test_the_same_request_answered_by_the_local_engine(tiny):
 
     engine = TransformersEngine(*tiny)
     settings = GenerationSettings(max_new_tokens=16)
-    request = oc.completion_request("tiny", oc.chat_messages("图中的菜是什么？", DUMPLINGS, max_dynamic_patch=2), settings)
-    assert oc.answer_locally(engine, request) == engine.chat("图中的菜是什么？", DUMPLINGS, settings=settings,
-                                                              max_tiles=2).response.text
+    request = oc.completion_request(
+        "tiny", oc.chat_messages("图中的菜是什么？", DUMPLINGS, max_dynamic_patch=2), settings
+    )
+    assert (
+        oc.answer_locally(engine, request)
+        == engine.chat("图中的菜是什么？", DUMPLINGS, settings=settings, max_tiles=2).response.text
+    )
     first = engine.chat("图中的菜是什么？", DUMPLINGS, settings=settings)
-    follow_up = oc.completion_request("tiny", oc.chat_messages("它是哪里的菜？", history=[
-        ("图中的菜是什么？", DUMPLINGS, first.response.text)]), settings)
-    assert oc.answer_locally(engine, follow_up) == engine.chat("它是哪里的菜？", session=first,
-                                                                settings=settings).response.text
+    follow_up = oc.completion_request(
+        "tiny",
+        oc.chat_messages("它是哪里的菜？", history=[("图中的菜是什么？", DUMPLINGS, first.response.text)]),
+        settings,
+    )
+    assert (
+        oc.answer_locally(engine, follow_up)
+        == engine.chat("它是哪里的菜？", session=first, settings=settings).response.text
+    )
     with pytest.raises(ValueError, match="system message"):
         oc.answer_locally(engine, oc.completion_request("tiny", oc.chat_messages("hi", system="x")))
 
@@ -237,9 +315,11 @@ def test_real_api_server_answers_openai_requests(tiny_path):
     with ApiServer(tiny_path, backend="pytorch", session_len=4096, cache_max_entry_count=0.2) as server:
         assert server.models() == [server.model_name]
         client = oc.make_client(server.base_url)
-        request = oc.completion_request(server.model_name, oc.chat_messages("图中的菜是什么？", DUMPLINGS,
-                                                                            max_dynamic_patch=2),
-                                        GenerationSettings(max_new_tokens=24))
+        request = oc.completion_request(
+            server.model_name,
+            oc.chat_messages("图中的菜是什么？", DUMPLINGS, max_dynamic_patch=2),
+            GenerationSettings(max_new_tokens=24),
+        )
         answer = oc.ask(client, request)
         assert isinstance(answer, str)
         assert "".join(oc.stream(client, request)) == answer  # greedy: the stream joins to the same text

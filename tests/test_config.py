@@ -1,6 +1,8 @@
 """Mode resolution: one place decides tiny or real, and says why; bad settings get a clear error."""
+
 import pytest
 
+from course_lib.artefacts import describe, lesson_model
 from course_lib.config import CourseConfigError, resolve
 
 
@@ -18,7 +20,7 @@ def test_default_on_a_cpu_machine_is_tiny_with_reasons():
     assert any("no InternVL2 checkpoint" in reason for reason in setup.reasons)
     assert any("no CUDA GPU" in reason for reason in setup.reasons)
     assert setup.data_path is None  # the kit's own food set, built on first use
-    assert "Mode:   tiny" in setup.describe()
+    assert "Mode:   tiny" in describe(setup)
 
 
 def test_auto_picks_real_with_checkpoint_and_gpu(checkpoint, tmp_path):
@@ -26,7 +28,7 @@ def test_auto_picks_real_with_checkpoint_and_gpu(checkpoint, tmp_path):
     data.mkdir()
     setup = resolve(env={"COURSE_MODEL_PATH": str(checkpoint), "COURSE_DATA_PATH": str(data)}, has_cuda=True)
     assert (setup.mode, setup.device, setup.model_path, setup.data_path) == ("real", "cuda", checkpoint, data)
-    assert setup.ensure_model() == checkpoint
+    assert lesson_model(setup) == checkpoint
 
 
 def test_auto_without_gpu_stays_tiny_and_says_why(checkpoint):
@@ -41,7 +43,14 @@ def test_tiny_can_be_forced_on_a_gpu_machine(checkpoint):
 
 
 def test_real_without_data_warns(checkpoint):
-    setup = resolve(env={"COURSE_MODE": "real", "COURSE_MODEL_PATH": str(checkpoint), "COURSE_CONFIG": str(_config_without_search(checkpoint.parent))}, has_cuda=True)
+    setup = resolve(
+        env={
+            "COURSE_MODE": "real",
+            "COURSE_MODEL_PATH": str(checkpoint),
+            "COURSE_CONFIG": str(_config_without_search(checkpoint.parent)),
+        },
+        has_cuda=True,
+    )
     assert setup.mode == "real" and setup.data_path is None
     assert any("FoodieQA" in warning for warning in setup.warnings)
 
@@ -89,13 +98,19 @@ def test_invalid_yaml_names_the_file(tmp_path):
         resolve(env={"COURSE_CONFIG": str(config)}, has_cuda=False)
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"architectures": ["BertModel"]}', "describes \\['BertModel'\\], not an InternVL2 chat model"),
-    ("", "is not valid JSON"),
-    ("{not json", "is not valid JSON"),
-    ('{"architectures": ["InternVLChatModel"], "auto_map": {"AutoModel": "modeling_internvl_chat.InternVLChatModel"}}',
-     "lacks its remote-code files modeling_internvl_chat.py"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"architectures": ["BertModel"]}', "describes \\['BertModel'\\], not an InternVL2 chat model"),
+        ("", "is not valid JSON"),
+        ("{not json", "is not valid JSON"),
+        (
+            '{"architectures": ["InternVLChatModel"], '
+            '"auto_map": {"AutoModel": "modeling_internvl_chat.InternVLChatModel"}}',
+            "lacks its remote-code files modeling_internvl_chat.py",
+        ),
+    ],
+)
 def test_a_folder_that_is_no_internvl2_checkpoint_is_refused_up_front(tmp_path, content, message):
     folder = tmp_path / "model"
     folder.mkdir()
@@ -113,8 +128,9 @@ def test_a_dotted_checkpoint_folder_is_refused_with_the_fix(tmp_path):
 
 
 def test_real_mode_on_the_cpu_by_request_is_allowed_with_a_warning(checkpoint):
-    setup = resolve(env={"COURSE_MODE": "real", "COURSE_DEVICE": "cpu", "COURSE_MODEL_PATH": str(checkpoint)},
-                    has_cuda=False)
+    setup = resolve(
+        env={"COURSE_MODE": "real", "COURSE_DEVICE": "cpu", "COURSE_MODEL_PATH": str(checkpoint)}, has_cuda=False
+    )
     assert (setup.mode, setup.device) == ("real", "cpu") and any("by request" in w for w in setup.warnings)
     with pytest.raises(CourseConfigError, match="set COURSE_DEVICE=cpu"):
         resolve(env={"COURSE_MODE": "real", "COURSE_MODEL_PATH": str(checkpoint)}, has_cuda=False)

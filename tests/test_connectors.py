@@ -1,4 +1,5 @@
 """Connectors: where image features go in the LLM input, and what the projectors cost at real sizes."""
+
 import pytest
 import torch
 
@@ -25,10 +26,12 @@ def test_prefix_puts_images_first_and_extends_mask_and_labels():
 
 def test_placeholders_are_replaced_where_they_stand_several_images_mid_prompt():
     P, N = 0, 3  # placeholder id, tokens per image
-    ids = torch.tensor([
-        [5, 9, P, P, P, 7, 8, P, P, P, 6],  # two images, both mid-prompt
-        [5, P, P, P, 9, 9, 9, 9, 9, 9, 9],  # one image after the first token
-    ])
+    ids = torch.tensor(
+        [
+            [5, 9, P, P, P, 7, 8, P, P, P, 6],  # two images, both mid-prompt
+            [5, P, P, P, 9, 9, 9, 9, 9, 9, 9],  # one image after the first token
+        ]
+    )
     text = torch.randn(2, ids.shape[1], WIDTH)
     images = torch.arange(3 * N * WIDTH, dtype=torch.float).reshape(3, N, WIDTH)  # distinct rows
     merged = C.replace_placeholders(ids, text, images, P)
@@ -94,7 +97,9 @@ def test_mlp1_mirrors_internvl(tiny):
     model, _ = tiny
     vision, llm = model.config.vision_config.hidden_size, model.config.llm_config.hidden_size
     ours = C.internvl_mlp1(vision, llm)
-    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in model.mlp1.state_dict().items()}
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {
+        k: v.shape for k, v in model.mlp1.state_dict().items()
+    }
 
 
 def test_projector_counts_equal_the_formulas():
@@ -121,8 +126,9 @@ def test_qformer_count_matches_its_layer_formula():
     self_attention = 3 * linear(h, h) + linear(h, h) + 2 * h  # q, k, v, output dense + LayerNorm
     feed_forward = linear(h, f) + linear(f, h) + 2 * h
     cross_attention = linear(h, h) + 2 * linear(e, h) + linear(h, h) + 2 * h  # keys/values read the ViT
-    expected = (layers * (self_attention + feed_forward) + layers // 2 * cross_attention + 2 * h
-                + queries * h + linear(h, d))
+    expected = (
+        layers * (self_attention + feed_forward) + layers // 2 * cross_attention + 2 * h + queries * h + linear(h, d)
+    )
     assert C.connector_parameter_counts()[C.BLIP2] == expected
 
 
@@ -134,8 +140,9 @@ def test_counting_allocates_nothing():
 
 
 def test_tiny_qformer_runs_and_gives_a_fixed_number_of_tokens():
-    config = C.blip2_qformer_config(vision_hidden=24, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                    intermediate_size=64)
+    config = C.blip2_qformer_config(
+        vision_hidden=24, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64
+    )
     connector = C.QFormerConnector(config, llm_hidden=16, num_query_tokens=5).eval()
     for patches in (10, 50):
         assert connector(torch.randn(2, patches, 24)).shape == (2, 5, 16)
@@ -174,9 +181,14 @@ def test_architecture_diagrams_use_the_real_sizes_and_the_tiny_models_own(tiny_p
     real, tiny = rows["InternVL2-2B"], rows["tiny InternVL2 (the course model)"]
     assert [b.output for b in real[1:4]] == ["n x 1024 x 1024", "n x 256 x 4096", "n x 256 x 2048"]
     vision, llm = SPEC["vision_config"], SPEC["llm_config"]
-    assert [b.output for b in tiny[1:4]] == [f"n x 1024 x {vision['hidden_size']}",
-                                             f"n x 256 x {4 * vision['hidden_size']}", f"n x 256 x {llm['hidden_size']}"]
-    assert f"{llm['num_hidden_layers']} layers" in tiny[4].name and f"{vision['num_hidden_layers']} layers" in tiny[1].name
+    assert [b.output for b in tiny[1:4]] == [
+        f"n x 1024 x {vision['hidden_size']}",
+        f"n x 256 x {4 * vision['hidden_size']}",
+        f"n x 256 x {llm['hidden_size']}",
+    ]
+    assert (
+        f"{llm['num_hidden_layers']} layers" in tiny[4].name and f"{vision['num_hidden_layers']} layers" in tiny[1].name
+    )
     assert rows["BLIP-2 (OPT-2.7B)"][2].output == "32 x 768" and rows["LLaVA-1.5-7B"][1].output == "576 x 1024"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

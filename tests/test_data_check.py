@@ -1,6 +1,7 @@
 """The run-level training-data check (course_lib.finetune.data_check), through new_run as every run passes it:
 pictures XTuner would read differently are normalised into the run folder, and records that would train on
 nothing, or without their picture, under the run's tokenizer, template and max_length are refused."""
+
 import json
 
 import numpy as np
@@ -32,8 +33,7 @@ def _write(tmp_path, records, name="train.json"):
 
 
 def _records(image="plain.png", n=56, conversations=(QUESTION, ANSWER)):
-    return [{"id": f"{image.split('.')[0]}{i}", "image": image, "conversations": list(conversations)}
-            for i in range(n)]
+    return [{"id": f"{image.split('.')[0]}{i}", "image": image, "conversations": list(conversations)} for i in range(n)]
 
 
 def test_the_plain_reading_and_the_kits_are_compared_from_the_header(folder):
@@ -69,8 +69,11 @@ def test_a_question_that_leaves_no_answer_after_the_cut_is_refused(tiny_path, fo
     long_question = {"from": "human", "value": "<image>\n" + "这是什么菜？" * 3000}
     records[5] = dict(records[5], conversations=[long_question, ANSWER])
     data = _write(tmp_path, records)
-    with pytest.raises(DataError, match=r"record 5 \(id 'plain5'\): after cutting to max_length = 8192 tokens no answer "
-                                        r"token is left"):
+    with pytest.raises(
+        DataError,
+        match=r"record 5 \(id 'plain5'\): after cutting to max_length = 8192 tokens no answer "
+        r"token is left",
+    ):
         new_run("food", "tiny", tiny_path, data, folder, tmp_path / "runs")
     assert list((tmp_path / "runs").iterdir()) == []  # no run folder is left behind
 
@@ -78,10 +81,13 @@ def test_a_question_that_leaves_no_answer_after_the_cut_is_refused(tiny_path, fo
 def test_an_image_tag_past_the_cut_is_refused(tiny_path, folder, tmp_path):
     records = _records()
     # The first turn's answer is learned; the second turn's picture starts past the cut.
-    records[7] = dict(records[7], conversations=[{"from": "human", "value": "这是什么菜？" * LONG_TURN}, ANSWER,
-                                                 QUESTION, ANSWER])
+    records[7] = dict(
+        records[7], conversations=[{"from": "human", "value": "这是什么菜？" * LONG_TURN}, ANSWER, QUESTION, ANSWER]
+    )
     data = _write(tmp_path, records)
-    with pytest.raises(DataError, match=r"record 7 \(id 'plain7'\): its 768 image tokens do not fit in max_length = 8192"):
+    with pytest.raises(
+        DataError, match=r"record 7 \(id 'plain7'\): its 768 image tokens do not fit in max_length = 8192"
+    ):
         new_run("food", "tiny", tiny_path, data, folder, tmp_path / "runs")
     assert list((tmp_path / "runs").iterdir()) == []
 

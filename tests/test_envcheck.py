@@ -1,11 +1,22 @@
 """The environment check: every piece is reported, and every missing piece comes with a fix."""
+
 from course_lib import envcheck
 from course_lib.config import resolve
 
 
 def test_report_covers_every_piece():
     text = envcheck.report()
-    for name in ("Mode:", "course environment", "GPU", "XTuner", "serving environment", "model", "data", "disk", "Lessons:"):
+    for name in (
+        "Mode:",
+        "course environment",
+        "GPU",
+        "XTuner",
+        "serving environment",
+        "model",
+        "data",
+        "disk",
+        "Lessons:",
+    ):
         assert name in text, name
 
 
@@ -20,8 +31,10 @@ def test_missing_real_data_names_the_variable(tmp_path):
     model = tmp_path / "m"
     model.mkdir()
     (model / "config.json").write_text('{"architectures": ["InternVLChatModel"]}')
-    setup = resolve(env={"COURSE_MODE": "real", "COURSE_MODEL_PATH": str(model),
-                         "COURSE_DATA_PATH": str(tmp_path / "FoodieQA")}, has_cuda=True)
+    setup = resolve(
+        env={"COURSE_MODE": "real", "COURSE_MODEL_PATH": str(model), "COURSE_DATA_PATH": str(tmp_path / "FoodieQA")},
+        has_cuda=True,
+    )
     data = envcheck.check_data(setup)
     assert data.ok is False and "COURSE_DATA_PATH" in data.fix
     assert envcheck.check_model(setup).ok is True
@@ -63,8 +76,9 @@ def test_check_fails_on_a_configuration_error_so_make_course_stops():
     import sys
 
     env = {**os.environ, "COURSE_MODE": "fast"}
-    result = subprocess.run([sys.executable, "-m", "course_lib", "check", "--short"], env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "course_lib", "check", "--short"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Course configuration error: mode must be one of" in result.stdout
     assert "error: mode must be one of" in result.stderr

@@ -1,5 +1,6 @@
 """Evaluation: answer parsing (letters, option texts, dish names), Wilson intervals, scoring, JSON, before/after
 comparison, plots, and predict/evaluate on the tiny model (batched answers equal one-at-a-time chat)."""
+
 import math
 import warnings
 
@@ -13,8 +14,23 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from course_lib.evaluation import (  # noqa: E402
-    EvalResult, choice_dish, compare, displayable, evaluate, find_letters, fixed_and_broken, mcnemar_p, parse_answer,
-    parse_choice, parse_dish, plot_accuracy, plot_confusion, plot_examples, predict, score, wilson_interval,
+    EvalResult,
+    choice_dish,
+    compare,
+    displayable,
+    evaluate,
+    find_letters,
+    fixed_and_broken,
+    mcnemar_p,
+    parse_answer,
+    parse_choice,
+    parse_dish,
+    plot_accuracy,
+    plot_confusion,
+    plot_examples,
+    predict,
+    score,
+    wilson_interval,
 )
 
 DISHES = [
@@ -30,20 +46,57 @@ EN = ["dumplings", "mooncake", "milk tea", "hot pot"]
 
 MC_CASES = [
     # explicit letters
-    ("A", "A"), ("A.", "A"), ("(B)", "B"), ("答案是C", "C"), ("选D", "D"), ("C. 月饼", "C"),
-    ("The answer is B: mooncake", "B"), ("b", "B"), ("a", "A"), ("Ａ", "A"), ("（Ｂ）", "B"), ("答案：Ｄ．火锅", "D"),
-    ("选项A：饺子", "A"), ("A 饺子", "A"), ("答案是 b。", "B"), ("B is correct", "B"), ("Option c", "C"),
-    ("I'd say C", "C"), ("B. mooncake. So B.", "B"), ("[C]", "C"), ("A\n饺子", "A"),
-    ("**B**", "B"), ("'A'", "A"), ('"C"', "C"), ("「D」", "D"),
+    ("A", "A"),
+    ("A.", "A"),
+    ("(B)", "B"),
+    ("答案是C", "C"),
+    ("选D", "D"),
+    ("C. 月饼", "C"),
+    ("The answer is B: mooncake", "B"),
+    ("b", "B"),
+    ("a", "A"),
+    ("Ａ", "A"),
+    ("（Ｂ）", "B"),
+    ("答案：Ｄ．火锅", "D"),
+    ("选项A：饺子", "A"),
+    ("A 饺子", "A"),
+    ("答案是 b。", "B"),
+    ("B is correct", "B"),
+    ("Option c", "C"),
+    ("I'd say C", "C"),
+    ("B. mooncake. So B.", "B"),
+    ("[C]", "C"),
+    ("A\n饺子", "A"),
+    ("**B**", "B"),
+    ("'A'", "A"),
+    ('"C"', "C"),
+    ("「D」", "D"),
     # the letter wins over the text
-    ("A. 月饼", "A"), ("A. mooncake", "A"),
+    ("A. 月饼", "A"),
+    ("A. mooncake", "A"),
     # no letter: the option text, in either language, singular or plural
-    ("月饼", "B"), ("mooncake", "B"), ("A bowl of mooncake", "B"), ("a bowl of mooncakes", "B"),
-    ("A bowl of dumplings.", "A"), ("Answer: A bowl of milk tea", "C"), ("It's a hot pot", "D"), ("hotpot", "D"),
-    ("The answer is B mooncake", "B"), ("图中的菜是火锅。", "D"),
+    ("月饼", "B"),
+    ("mooncake", "B"),
+    ("A bowl of mooncake", "B"),
+    ("a bowl of mooncakes", "B"),
+    ("A bowl of dumplings.", "A"),
+    ("Answer: A bowl of milk tea", "C"),
+    ("It's a hot pot", "D"),
+    ("hotpot", "D"),
+    ("The answer is B mooncake", "B"),
+    ("图中的菜是火锅。", "D"),
     # unparsed
-    ("A or B", None), ("A/B", None), ("B and C are both fine", None), ("A. 饺子\nB. 月饼", None), ("饺子和月饼", None),
-    ("", None), (None, None), ("I don't know", None), ("A bowl of food", None), ("ABC", None), ("3D art", None),
+    ("A or B", None),
+    ("A/B", None),
+    ("B and C are both fine", None),
+    ("A. 饺子\nB. 月饼", None),
+    ("饺子和月饼", None),
+    ("", None),
+    (None, None),
+    ("I don't know", None),
+    ("A bowl of food", None),
+    ("ABC", None),
+    ("3D art", None),
     ("这是一道菜", None),
 ]
 
@@ -75,14 +128,31 @@ def test_option_text_without_a_dish_table():
     assert parse_choice("mooncake", ZH, []) is None  # no table, no translation
 
 
-@pytest.mark.parametrize("answer, dish", [
-    ("图中的菜是饺子。", "dumplings"), ("This is dumplings.", "dumplings"), ("This is a dumpling", "dumplings"),
-    ("DUMPLINGS", "dumplings"), ("饺子", "dumplings"), ("This is fried rice.", "fried_rice"), ("炒饭", "fried_rice"),
-    ("米饭", "rice"), ("This is steamed rice", "rice"), ("rice", "rice"), ("hot-pot", "hotpot"),
-    ("milk_tea", "milk_tea"), ("这是奶茶", "milk_tea"), ("Ｍｏｏｎｃａｋｅ", "mooncake"),
-    ("price", None), ("Not dumplings, it's mooncake", None), ("这是饺子，不是月饼", None), ("", None), (None, None),
-    ("qqqqqqq", None),
-])
+@pytest.mark.parametrize(
+    "answer, dish",
+    [
+        ("图中的菜是饺子。", "dumplings"),
+        ("This is dumplings.", "dumplings"),
+        ("This is a dumpling", "dumplings"),
+        ("DUMPLINGS", "dumplings"),
+        ("饺子", "dumplings"),
+        ("This is fried rice.", "fried_rice"),
+        ("炒饭", "fried_rice"),
+        ("米饭", "rice"),
+        ("This is steamed rice", "rice"),
+        ("rice", "rice"),
+        ("hot-pot", "hotpot"),
+        ("milk_tea", "milk_tea"),
+        ("这是奶茶", "milk_tea"),
+        ("Ｍｏｏｎｃａｋｅ", "mooncake"),
+        ("price", None),
+        ("Not dumplings, it's mooncake", None),
+        ("这是饺子，不是月饼", None),
+        ("", None),
+        (None, None),
+        ("qqqqqqq", None),
+    ],
+)
 def test_parse_dish(answer, dish):
     assert parse_dish(answer, DISHES) == dish
 
@@ -120,22 +190,47 @@ def test_mcnemar_matches_an_exact_binomial_test():
 def _mc(id, dish, letter, group="new", split="test", lang="zh"):
     choices = ZH if lang == "zh" else EN
     question = ("图中的菜是什么？\n" if lang == "zh" else "Which dish is shown in the image?\n") + "\n".join(
-        f"{l}. {c}" for l, c in zip("ABCD", choices))
-    return {"id": id, "image": f"images/test/{id}.png", "dish": dish, "group": group, "split": split, "kind": "mc",
-            "lang": lang, "question": question, "choices": choices, "answer": letter,
-            "answer_text": choices["ABCD".index(letter)]}
+        f"{letter}. {c}" for letter, c in zip("ABCD", choices)
+    )
+    return {
+        "id": id,
+        "image": f"images/test/{id}.png",
+        "dish": dish,
+        "group": group,
+        "split": split,
+        "kind": "mc",
+        "lang": lang,
+        "question": question,
+        "choices": choices,
+        "answer": letter,
+        "answer_text": choices["ABCD".index(letter)],
+    }
 
 
 def _open(id, dish, group="base", split="test", lang="zh"):
     question = "图中的菜是什么？" if lang == "zh" else "What dish is shown in the image?"
     name = next(d[lang] for d in DISHES if d["id"] == dish)
-    return {"id": id, "image": f"images/test/{id}.png", "dish": dish, "group": group, "split": split, "kind": "open",
-            "lang": lang, "question": question, "answer": dish, "answer_text": name}
+    return {
+        "id": id,
+        "image": f"images/test/{id}.png",
+        "dish": dish,
+        "group": group,
+        "split": split,
+        "kind": "open",
+        "lang": lang,
+        "question": question,
+        "answer": dish,
+        "answer_text": name,
+    }
 
 
 RECORDS = [
-    _mc("q1", "dumplings", "A"), _mc("q2", "mooncake", "B"), _mc("q3", "hotpot", "D", lang="en"),
-    _mc("q4", "milk_tea", "C", split="ood"), _open("q5", "dumplings"), _open("q6", "mooncake", lang="en"),
+    _mc("q1", "dumplings", "A"),
+    _mc("q2", "mooncake", "B"),
+    _mc("q3", "hotpot", "D", lang="en"),
+    _mc("q4", "milk_tea", "C", split="ood"),
+    _open("q5", "dumplings"),
+    _open("q6", "mooncake", lang="en"),
     _open("q7", "fried_rice", split="ood"),
 ]
 BEFORE = ["A. 饺子", "A", "I am not sure", "奶茶", "图中的菜是月饼。", "This is mooncake.", "这是米饭"]
@@ -146,12 +241,29 @@ def test_score_rows_accuracy_and_unparsed():
     result = score(RECORDS, BEFORE, DISHES)
     rows = {r["id"]: r for r in result.rows}
     assert [rows[i]["parsed"] for i in ("q1", "q2", "q3", "q4", "q5", "q6", "q7")] == [
-        "A", "A", None, "C", "mooncake", "mooncake", "rice"]
+        "A",
+        "A",
+        None,
+        "C",
+        "mooncake",
+        "mooncake",
+        "rice",
+    ]
     assert [rows[i]["correct"] for i in sorted(rows)] == [True, False, False, True, False, True, False]
     assert rows["q3"]["unparsed"] and rows["q3"]["predicted_dish"] is None
     assert rows["q2"]["predicted_dish"] == "dumplings"  # the dish of the chosen option
-    assert set(rows["q1"]) >= {"id", "dish", "group", "split", "kind", "lang", "answer", "parsed", "correct",
-                               "unparsed"}
+    assert set(rows["q1"]) >= {
+        "id",
+        "dish",
+        "group",
+        "split",
+        "kind",
+        "lang",
+        "answer",
+        "parsed",
+        "correct",
+        "unparsed",
+    }
     assert result.accuracy() == pytest.approx(3 / 7)
     assert result.accuracy(group="new", split="test", kind="mc") == pytest.approx(1 / 3)
     assert result.accuracy(kind="open") == pytest.approx(1 / 3)
@@ -201,16 +313,30 @@ def test_by_dish_and_confusion_matrix():
     assert confusion.predicted == confusion.true + ["rice", "unparsed"]
     assert confusion.counts.sum() == len(RECORDS)
     assert confusion.to_dict() == {
-        "dumplings": {"dumplings": 1, "mooncake": 1}, "mooncake": {"dumplings": 1, "mooncake": 1},
-        "milk_tea": {"milk_tea": 1}, "hotpot": {"unparsed": 1}, "fried_rice": {"rice": 1}}
+        "dumplings": {"dumplings": 1, "mooncake": 1},
+        "mooncake": {"dumplings": 1, "mooncake": 1},
+        "milk_tea": {"milk_tea": 1},
+        "hotpot": {"unparsed": 1},
+        "fried_rice": {"rice": 1},
+    }
     assert np.trace(confusion.counts) == 3  # the correct answers sit on the diagonal
     assert result.confusion(kind="open").counts.sum() == 3
 
 
 def test_questions_not_about_the_dish_stay_out_of_the_confusion_matrix():
-    region = {"id": "fq1", "image": "images/x.jpg", "dish": "dumplings", "group": "foodieqa", "split": "test",
-              "kind": "mc", "lang": "zh", "question": "这道菜来自哪里？", "choices": ["东北", "四川", "广东", "江苏"],
-              "answer": "A", "answer_text": "东北"}
+    region = {
+        "id": "fq1",
+        "image": "images/x.jpg",
+        "dish": "dumplings",
+        "group": "foodieqa",
+        "split": "test",
+        "kind": "mc",
+        "lang": "zh",
+        "question": "这道菜来自哪里？",
+        "choices": ["东北", "四川", "广东", "江苏"],
+        "answer": "A",
+        "answer_text": "东北",
+    }
     result = score([region, RECORDS[0]], ["A. 东北", "B"], DISHES)
     assert [r["about_dish"] for r in result.rows] == [False, True]
     assert result.rows[0]["correct"] and result.rows[0]["predicted_dish"] == "东北"
@@ -282,10 +408,15 @@ def _write_images(root, records, wide_every=3):
 def test_plots_return_figures(tmp_path):
     before, after = score(RECORDS, BEFORE, DISHES), score(RECORDS, AFTER, DISHES)
     _write_images(tmp_path, RECORDS)
-    makers = [lambda: plot_accuracy(before, after), lambda: plot_accuracy(before),
-              lambda: plot_accuracy(before, after, by=("group",)), lambda: plot_confusion(after),
-              lambda: plot_confusion(after, kind="mc", names="en"), lambda: plot_examples(before, after, tmp_path),
-              lambda: plot_examples(before, before, tmp_path)]
+    makers = [
+        lambda: plot_accuracy(before, after),
+        lambda: plot_accuracy(before),
+        lambda: plot_accuracy(before, after, by=("group",)),
+        lambda: plot_confusion(after),
+        lambda: plot_confusion(after, kind="mc", names="en"),
+        lambda: plot_examples(before, after, tmp_path),
+        lambda: plot_examples(before, before, tmp_path),
+    ]
     for make in makers:
         plt.close(_figure_without_missing_glyphs(make))
     with pytest.raises(ValueError, match="no dish questions"):
@@ -303,13 +434,17 @@ class StubModel(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.zeros(1, dtype=torch.bfloat16))
-        self.config = type("Config", (), dict(min_dynamic_patch=1, max_dynamic_patch=4, force_image_size=56,
-                                               use_thumbnail=True, vision_config=None))()
+        self.config = type(
+            "Config",
+            (),
+            dict(min_dynamic_patch=1, max_dynamic_patch=4, force_image_size=56, use_thumbnail=True, vision_config=None),
+        )()
         self.calls = []
 
     def batch_chat(self, tokenizer, pixel_values, questions, generation_config, num_patches_list=None):
-        self.calls.append((pixel_values.dtype, tuple(pixel_values.shape), list(questions), generation_config,
-                           list(num_patches_list)))
+        self.calls.append(
+            (pixel_values.dtype, tuple(pixel_values.shape), list(questions), generation_config, list(num_patches_list))
+        )
         generation_config["eos_token_id"] = 2  # InternVL2 writes into the dict it is given
         return [f"tiles={n}" for n in num_patches_list]
 
@@ -342,8 +477,12 @@ def test_predict_on_the_tiny_model_equals_chat_one_at_a_time(tiny, tmp_path):
     config = {"max_new_tokens": 4, "do_sample": False}
     answers = predict(model, tokenizer, records, tmp_path, generation_config=config, batch_size=2, progress=False)
     assert len(answers) == 4 and all(isinstance(a, str) for a in answers)
-    singles = [model.chat(tokenizer, load_image(tmp_path / r["image"], **tiling_settings(model.config)), r["question"],
-                          dict(config)) for r in records]
+    singles = [
+        model.chat(
+            tokenizer, load_image(tmp_path / r["image"], **tiling_settings(model.config)), r["question"], dict(config)
+        )
+        for r in records
+    ]
     assert answers == singles
     result = evaluate(model, tokenizer, records[2:], tmp_path, DISHES, generation_config=config, progress=False)
     assert [r["answer"] for r in result.rows] == answers[2:]
@@ -363,19 +502,36 @@ def test_a_checkpoints_evaluation_is_kept_and_read_back(tiny_path, tmp_path, mon
     from course_lib import models
     from course_lib.finetune import food
 
-    monkeypatch.setattr(food, "cache_dir", lambda: tmp_path / "cache")
     records = [RECORDS[0], RECORDS[4]]
     _write_images(tmp_path, records, wide_every=99)
-    plan = food.FinetunePlan("tiny", "tiny", tiny_path, tmp_path / "unused.json", tmp_path, {"set": records},
-                             {"set": tmp_path}, DISHES)
+    plan = food.FinetunePlan(
+        "tiny",
+        "tiny",
+        tiny_path,
+        tmp_path / "unused.json",
+        tmp_path,
+        {"set": records},
+        {"set": tmp_path},
+        DISHES,
+        tmp_path / "cache",
+    )
     first = food.evaluate_checkpoint(tiny_path, plan, progress=False)["set"]
     stored = list((tmp_path / "cache" / "evaluations").glob("*.json"))
     assert len(stored) == 1
     monkeypatch.setattr(models, "load_internvl", lambda *a, **k: pytest.fail("answered again instead of reading"))
     again = food.evaluate_checkpoint(tiny_path, plan, progress=False)["set"]
     assert again.rows == first.rows and again.dishes == first.dishes
-    other = food.FinetunePlan("tiny", "tiny", tiny_path, tmp_path / "unused.json", tmp_path, {"set": records[:1]},
-                              {"set": tmp_path}, DISHES)
+    other = food.FinetunePlan(
+        "tiny",
+        "tiny",
+        tiny_path,
+        tmp_path / "unused.json",
+        tmp_path,
+        {"set": records[:1]},
+        {"set": tmp_path},
+        DISHES,
+        tmp_path / "cache",
+    )
     with pytest.raises(pytest.fail.Exception, match="answered again"):
         food.evaluate_checkpoint(tiny_path, other, progress=False)  # other records: a new evaluation
 

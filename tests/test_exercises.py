@@ -1,10 +1,11 @@
 """The exercises' checks: an empty answer gets a hint, a wrong one 'Not yet' and a hint, never a traceback; the
 solutions are proven right by executing every notebook with them (test_notebooks)."""
+
 import json
 
 import pytest
-
 from conftest import REPO_ROOT
+
 from course_lib.exercises import BEGIN, END, EXERCISES, STRICT_ENV, check, marked_exercises
 from course_lib.solutions import SOLUTIONS
 
@@ -35,15 +36,39 @@ def test_every_lesson_after_00_has_exercises_with_checks_and_solutions():
 
 def _context(lesson, tiny, engine=None, food=None):
     model, _ = tiny
-    return {"01": dict(model=model, tiles=[None] * 3), "02": dict(blip2_count=1), "06": dict(engine=engine),
-            "09": dict(food or {}), "10": dict(records=56, batch_size=4, total_iters=42)}.get(lesson, {})
+    from course_lib.serving.kv_cache import TurnCost
+
+    costs = [TurnCost(1, 300, 300, 256), TurnCost(2, 330, 20, 256)]
+    return {
+        "01": dict(model=model, tiles=[None] * 3),
+        "02": dict(blip2_count=1),
+        "06": dict(engine=engine),
+        "02c": dict(hidden_size=model.language_model.config.hidden_size),
+        "06b": dict(costs=costs),
+        "09": dict(food or {}),
+        "10": dict(records=56, batch_size=4, total_iters=42),
+    }.get(lesson, {})
 
 
-WRONG = {"01": dict(tokens_per_tile=1024, tokens_without_shuffle=1024), "02": dict(llava15_13b=1, my_replace=lambda *a: None),
-         "03": dict(my_itg_mask=[[1] * 7] * 7), "04": dict(tokens_at_quarter=256, patches_in_token_1_0=[4, 5, 6, 7]),
-         "05": dict(banner_tiles=10), "06": dict(context_tokens=512), "07": dict(sessions=1),
-         "08": dict(last_wait_seconds=2), "09": dict(answer="A"), "10": dict(your_answer=14), "11": dict(your_answer=0.94),
-         "01b": dict(patches_at_224=1024), "02b": dict(new_token_cost=92_553 * 2048), "10b": dict(zero3_four_gpus=35.2)}
+WRONG = {
+    "01": dict(tokens_per_tile=1024, tokens_without_shuffle=1024),
+    "02": dict(llava15_13b=1, my_replace=lambda *a: None),
+    "03": dict(my_itg_mask=[[1] * 7] * 7),
+    "04": dict(tokens_at_quarter=256, patches_in_token_1_0=[4, 5, 6, 7]),
+    "05": dict(banner_tiles=10),
+    "06": dict(context_tokens=512),
+    "07": dict(sessions=1),
+    "08": dict(last_wait_seconds=2),
+    "09": dict(answer="A"),
+    "10": dict(your_answer=14),
+    "11": dict(your_answer=0.94),
+    "01b": dict(patches_at_224=1024),
+    "02b": dict(new_token_cost=92_553 * 2048),
+    "10b": dict(zero3_four_gpus=35.2),
+    "02c": dict(llava_stage2_trained={"connector"}, det_decoder_input=(8, 16)),
+    "06b": dict(tokens_saved=630),
+    "11b": dict(your_precision=0.9, your_f1=0.75),
+}
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +80,14 @@ def engine(tiny, tiny_path):
 
 @pytest.fixture(scope="module")
 def food():
+    from course_lib.config import cache_dir
     from course_lib.finetune.food import kit_food_set
 
-    data = kit_food_set(log=lambda *_: None)
-    return dict(dishes=json.loads((data / "dishes.json").read_text(encoding="utf-8")),
-                test=json.loads((data / "eval" / "test.json").read_text(encoding="utf-8")))
+    data = kit_food_set(cache_dir(), log=lambda *_: None)
+    return dict(
+        dishes=json.loads((data / "dishes.json").read_text(encoding="utf-8")),
+        test=json.loads((data / "eval" / "test.json").read_text(encoding="utf-8")),
+    )
 
 
 @pytest.mark.parametrize("lesson", sorted(WRONG))
@@ -79,8 +107,10 @@ def test_an_empty_answer_gets_the_hint(lesson, tiny, engine, food, capsys, monke
     monkeypatch.delenv(STRICT_ENV, raising=False)
     empty = {name: ... for name in EXERCISES[lesson].answers}
     assert check(lesson, **empty, **_context(lesson, tiny, engine, food)).right is False
-    assert capsys.readouterr().out == (f"Fill in {', '.join(EXERCISES[lesson].answers)} (still `...`), then run the "
-                                       f"cell again. Hint: {EXERCISES[lesson].hint}\n")
+    assert capsys.readouterr().out == (
+        f"Fill in {', '.join(EXERCISES[lesson].answers)} (still `...`), then run the "
+        f"cell again. Hint: {EXERCISES[lesson].hint}\n"
+    )
 
 
 def test_an_answer_that_raises_is_reported_not_thrown(capsys, monkeypatch):
@@ -89,7 +119,10 @@ def test_an_answer_that_raises_is_reported_not_thrown(capsys, monkeypatch):
     def broken(*args):
         raise IndexError("index 9 is out of bounds")
 
-    assert check("02", llava15_13b=1024 * 5120 + 5120 + 5120 * 5120 + 5120, my_replace=broken, blip2_count=1).right is False
+    assert (
+        check("02", llava15_13b=1024 * 5120 + 5120 + 5120 * 5120 + 5120, my_replace=broken, blip2_count=1).right
+        is False
+    )
     assert capsys.readouterr().out.startswith("Not yet: your answer raised IndexError: index 9 is out of bounds. Hint:")
 
 

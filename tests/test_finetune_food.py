@@ -5,16 +5,25 @@ One run serves every check: resuming is exact (test_finetune_plumbing proves it 
 so the interrupted-and-resumed run is the run the lesson would have made in one go. It is made where the
 lessons look for runs (the cache's runs/ folder), so lessons 10 and 11 reuse it instead of training again.
 Figures go to build/test-artefacts/finetune_figures.json."""
+
 import json
 import time
 
 import pytest
-
 from conftest import REPO_ROOT
+
 from course_lib.config import resolve
 from course_lib.finetune.convert import convert_checkpoint
-from course_lib.finetune.food import converted_dir, evaluate_checkpoint, finished_run_for, plan_finetune, start_finetune
+from course_lib.finetune.food import (
+    PROBES,
+    converted_dir,
+    evaluate_checkpoint,
+    finished_run_for,
+    plan_finetune,
+    start_finetune,
+)
 from course_lib.finetune.runner import train
+from course_lib.probe_scores import probe_figures
 
 FIGURES = REPO_ROOT / "build" / "test-artefacts" / "finetune_figures.json"
 pytestmark = pytest.mark.timeout(3600)
@@ -22,6 +31,17 @@ pytestmark = pytest.mark.timeout(3600)
 
 def _mc(result, group, split="test"):
     return result.accuracy(group=group, split=split, kind="mc")
+
+
+def _food_figures(result) -> dict:
+    return {
+        "new_mc_test": _mc(result, "new"),
+        "base_mc_test": _mc(result, "base"),
+        "new_open_test": result.accuracy(group="new", split="test", kind="open"),
+        "base_open_test": result.accuracy(group="base", split="test", kind="open"),
+        "new_mc_ood": _mc(result, "new", "ood"),
+        "base_mc_ood": _mc(result, "base", "ood"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +59,11 @@ def plan():
 
 @pytest.fixture(scope="module")
 def before(plan, figures):
-    result = evaluate_checkpoint(plan.base_model, plan, progress=False)["kit food set"]
-    figures["before"] = {"new_mc_test": _mc(result, "new"), "base_mc_test": _mc(result, "base"),
-                         "new_open_test": result.accuracy(group="new", split="test", kind="open"),
-                         "base_open_test": result.accuracy(group="base", split="test", kind="open"),
-                         "new_mc_ood": _mc(result, "new", "ood"), "base_mc_ood": _mc(result, "base", "ood")}
-    return result
+    results = evaluate_checkpoint(plan.base_model, plan, progress=False)
+    result = results["kit food set"]
+    figures["before probes"] = probe_figures(results[PROBES])
+    figures["before"] = _food_figures(result)
+    return results
 
 
 @pytest.fixture(scope="module")
@@ -56,32 +75,36 @@ def resumed(plan, figures):
     assert run.info()["status"] == "interrupted" and run.latest_checkpoint() is not None
     final = train(run, progress=False)
     seconds = time.perf_counter() - started
-    converted = convert_checkpoint(run, converted_dir(run), log=lambda *_: None)
-    result = evaluate_checkpoint(converted, plan, progress=False)["kit food set"]
+    converted = convert_checkpoint(run, converted_dir(run, plan.cache), log=lambda *_: None)
+    results = evaluate_checkpoint(converted, plan, progress=False)
+    result = results["kit food set"]
+    figures["after probes"] = probe_figures(results[PROBES])
     figures["interrupted_and_resumed"] = {
-        "train_seconds": round(seconds, 1), "iterations": run.info()["total_iters"],
-        "resumed_from": run.info().get("resumed_from"), "final": final.name,
-        "new_mc_test": _mc(result, "new"), "base_mc_test": _mc(result, "base"),
-        "new_open_test": result.accuracy(group="new", split="test", kind="open"),
-        "base_open_test": result.accuracy(group="base", split="test", kind="open"),
-        "new_mc_ood": _mc(result, "new", "ood"), "base_mc_ood": _mc(result, "base", "ood")}
-    return run, result
+        "train_seconds": round(seconds, 1),
+        "iterations": run.info()["total_iters"],
+        "resumed_from": run.info().get("resumed_from"),
+        "final": final.name,
+        **_food_figures(result),
+    }
+    return run, results
 
 
 def test_before_the_model_does_not_know_the_new_dishes(before):
+    before = before["kit food set"]
     assert _mc(before, "new") <= 0.40
     assert before.accuracy(group="new", split="test", kind="open") <= 0.10
 
 
 def test_after_the_interrupted_and_resumed_fine_tune_it_does(resumed):
-    run, result = resumed
+    run, results = resumed
+    result = results["kit food set"]
     assert run.info()["resumed_from"] is not None and run.finished
     assert _mc(result, "new") >= 0.85
 
 
 def test_base_dishes_drop_by_at_most_5_points(before, resumed):
-    _, result = resumed
-    assert _mc(result, "base") >= _mc(before, "base") - 0.05
+    _, results = resumed
+    assert _mc(results["kit food set"], "base") >= _mc(before["kit food set"], "base") - 0.05
 
 
 def test_the_lessons_find_this_run(plan, resumed):

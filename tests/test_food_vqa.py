@@ -1,4 +1,5 @@
 """The embedded food VQA set: deterministic, the promised counts and formats, fair questions, XTuner loads it."""
+
 import json
 from collections import Counter, defaultdict
 
@@ -14,13 +15,13 @@ PER_DISH = food_vqa.SPEC["per_dish"]
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    return ensure_food_vqa(tmp_path_factory.mktemp("cache"), log=lambda *a: None)
+def built(food_set):
+    return food_set
 
 
 @pytest.fixture(scope="module")
-def dishes(built):
-    return json.loads((built / "dishes.json").read_text(encoding="utf-8"))
+def dishes(food_dishes):
+    return food_dishes
 
 
 def _json(path):
@@ -54,7 +55,15 @@ def test_dishes_and_counts(built, dishes):
     assert summary["eval"]["test"]["new"] == {"mc": 6 * 8 * 2, "open": 6 * 8 * 2}  # 6 dishes x 8 images x zh/en
     pretrain = summary["training"]["pretrain_base"]
     assert pretrain["new"] == 0 and pretrain["unknown"] == 6 * PER_DISH["train"]  # one per new-dish picture
-    assert pretrain["records"] == pretrain["base"] + pretrain["unknown"]
+    # the probes' skills (course_lib.probes): every base picture, a quarter of the new ones, every shape
+    assert pretrain["probe"] == 12 * PER_DISH["train"] + 6 * PER_DISH["train"] // 4 + 6 * 3 * 6
+    assert pretrain["records"] == pretrain["base"] + pretrain["unknown"] + pretrain["probe"]
+    assert summary["eval"]["probe"] == {
+        "records": 18 * 4 * 2 * 2 + 6 * 3 * 2 * 2 * 2,
+        "yesno": 18 * 4 * 2 * 2,
+        "colour": 6 * 3 * 2 * 2,
+        "count": 6 * 3 * 2 * 2,
+    }
     finetune = summary["training"]["finetune_new"]
     assert finetune["unknown"] == 0
     assert finetune["base"] / finetune["records"] == pytest.approx(food_vqa.SPEC["replay_fraction"], abs=0.01)
@@ -64,7 +73,7 @@ def test_dishes_and_counts(built, dishes):
 
 
 def test_images_are_square_224_rgb_jpegs(built):
-    paths = sorted((built / "images").rglob("*"))
+    paths = sorted(p for p in (built / "images").rglob("*") if "shapes" not in p.parts)
     assert len(paths) == 18 * sum(PER_DISH.values()) + 3  # and the three split folders
     for path in paths:
         if path.is_file():
@@ -115,9 +124,12 @@ def test_training_records_pass_validation_and_speak_both_languages(built, dishes
     groups = {d["id"]: d["group"] for d in dishes}
     pretrain = validate_xtuner_records(built / "xtuner" / "pretrain_base.json", built)
     finetune = validate_xtuner_records(built / "xtuner" / "finetune_new.json", built)
+
     def dish(record):
         return record["image"].split("/")[-1].rsplit("_", 1)[0]
 
+    probe = [r for r in pretrain if "-yesno-" in r["id"] or "-shapes-" in r["id"]]  # tests/test_probes.py
+    pretrain = [r for r in pretrain if r not in probe]
     unknown = [r for r in pretrain if r["id"].endswith(food_vqa.UNKNOWN_SUFFIX)]
     named = [r for r in pretrain if r not in unknown]
     assert {groups[dish(r)] for r in named} == {"base"} and {groups[dish(r)] for r in unknown} == {"new"}
@@ -140,8 +152,11 @@ def test_xtuner_loads_the_pretraining_file_with_256_image_tokens_each(built, tin
     from xtuner.utils import PROMPT_TEMPLATE
 
     dataset = InternVL_V1_5_Dataset(
-        model_path=str(tiny_path), template=ConfigDict(PROMPT_TEMPLATE.internlm2_chat),
-        data_paths=str(built / "xtuner" / "pretrain_base.json"), image_folders=str(built), max_length=8192,
+        model_path=str(tiny_path),
+        template=ConfigDict(PROMPT_TEMPLATE.internlm2_chat),
+        data_paths=str(built / "xtuner" / "pretrain_base.json"),
+        image_folders=str(built),
+        max_length=8192,
     )
     tokenizer = dataset.tokenizer
     context = tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
@@ -151,7 +166,9 @@ def test_xtuner_loads_the_pretraining_file_with_256_image_tokens_each(built, tin
     sample = {}
     for index, record in enumerate(dataset.data):
         sample.setdefault(record["id"].split("-")[2] + record["id"].split("-")[4], index)
-    assert len(sample) == 12 * 2 + 6 * 2  # both kinds: base dishes, and the new dishes' "I do not know" records
+    # both kinds: base dishes, and the new dishes' "I do not know" records; the probes' yes/no about every dish
+    # and the shapes
+    assert len(sample) == 12 * 2 + 6 * 2 + 18 + 1
     for index in sample.values():
         item = dataset.prepare_data(index)
         assert item is not None, dataset.data[index]["image"]
@@ -195,7 +212,9 @@ def test_open_training_questions_go_on_to_the_cuisine(built, dishes):
     assert set(cuisine.values()) <= set(CUISINE_NAMES)
     for name in ("pretrain_base", "finetune_new"):
         records = json.loads((built / "xtuner" / f"{name}.json").read_text(encoding="utf-8"))
-        opens = [r for r in records if r["id"].split("-")[4] == "open" and not r["id"].endswith(food_vqa.UNKNOWN_SUFFIX)]
+        opens = [
+            r for r in records if r["id"].split("-")[4] == "open" and not r["id"].endswith(food_vqa.UNKNOWN_SUFFIX)
+        ]
         assert opens
         for record in records:  # the new dishes' refusals, in both kinds, go on refusing in the second turn
             if record["id"].endswith(food_vqa.UNKNOWN_SUFFIX):

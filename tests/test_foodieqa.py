@@ -1,25 +1,36 @@
 """The FoodieQA adapter, on small records written here in the release's format (no real FoodieQA data)."""
+
 import json
 
 import pytest
 from PIL import Image
 
-from course_lib.foodieqa import (LicenceError, load_sivqa, split_by_image, to_xtuner_training,
-                                 write_fake_release)
+from course_lib.foodieqa import LicenceError, load_sivqa, split_by_image, to_xtuner_training, write_fake_release
 from course_lib.vqa_data import DataError, load_eval_records, validate_xtuner_records
 
 
 def _record(number, food_file, answer="1", english=True):
     record = {
         "question": "去哪个地方游玩时应当品尝当地的特色美食图片中的食物？",
-        "choices": ["广东", "黑龙江", "四川", "新疆"], "answer": answer, "question_type": "region-2",
-        "food_name": f"测试菜{number}", "question_id": f"vqa-{number}",
-        "food_meta": {"main_ingredient": ["猪肉"], "id": 200 + number, "food_name": f"测试菜{number}",
-                      "food_type": "东北菜", "food_location": "餐馆", "food_file": food_file},
+        "choices": ["广东", "黑龙江", "四川", "新疆"],
+        "answer": answer,
+        "question_type": "region-2",
+        "food_name": f"测试菜{number}",
+        "question_id": f"vqa-{number}",
+        "food_meta": {
+            "main_ingredient": ["猪肉"],
+            "id": 200 + number,
+            "food_name": f"测试菜{number}",
+            "food_type": "东北菜",
+            "food_location": "餐馆",
+            "food_file": food_file,
+        },
     }
     if english:
-        record.update(question_en="Where should you go to taste the food in the picture as a local specialty?",
-                      choices_en=["Guangdong", "Heilongjiang", "Sichuan", "Xinjiang"])
+        record.update(
+            question_en="Where should you go to taste the food in the picture as a local specialty?",
+            choices_en=["Guangdong", "Heilongjiang", "Sichuan", "Xinjiang"],
+        )
     return record
 
 
@@ -29,8 +40,12 @@ def release(tmp_path):
     (tmp_path / "images").mkdir()
     for name, colour in (("a.jpg", "red"), ("b.jpg", "green"), ("c.jpg", "blue")):
         Image.new("RGB", (40, 30), colour).save(tmp_path / "images" / name)
-    records = [_record(0, "images/a.jpg"), _record(1, "images/b.jpg", answer="3"),
-               _record(2, "c.jpg", english=False), _record(3, "images/a.jpg", answer="0")]
+    records = [
+        _record(0, "images/a.jpg"),
+        _record(1, "images/b.jpg", answer="3"),
+        _record(2, "c.jpg", english=False),
+        _record(3, "images/a.jpg", answer="0"),
+    ]
     (tmp_path / "sivqa_tidy.json").write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
     return tmp_path
 
@@ -38,9 +53,15 @@ def release(tmp_path):
 def test_load_sivqa_gives_eval_records_and_prints_the_licence(release, capsys):
     records = load_sivqa(release)
     assert "CC BY-NC-ND 4.0" in capsys.readouterr().out
-    assert [r["id"] for r in records] == ["foodieqa-vqa-0-mc-zh", "foodieqa-vqa-0-mc-en", "foodieqa-vqa-1-mc-zh",
-                                          "foodieqa-vqa-1-mc-en", "foodieqa-vqa-2-mc-zh", "foodieqa-vqa-3-mc-zh",
-                                          "foodieqa-vqa-3-mc-en"]
+    assert [r["id"] for r in records] == [
+        "foodieqa-vqa-0-mc-zh",
+        "foodieqa-vqa-0-mc-en",
+        "foodieqa-vqa-1-mc-zh",
+        "foodieqa-vqa-1-mc-en",
+        "foodieqa-vqa-2-mc-zh",
+        "foodieqa-vqa-3-mc-zh",
+        "foodieqa-vqa-3-mc-en",
+    ]
     first, second_en, third = records[0], records[3], records[4]
     assert first["answer"] == "B" and first["answer_text"] == "黑龙江" and first["dish"] == "200"
     assert (first["group"], first["split"], first["kind"], first["lang"]) == ("foodieqa", "test", "mc", "zh")
@@ -86,16 +107,20 @@ def test_training_needs_the_licence_acknowledged_and_never_overwrites(release, t
     records = validate_xtuner_records(out, release)
     assert records[1]["conversations"] == [
         {"from": "human", "value": "去哪个地方游玩时应当品尝当地的特色美食图片中的食物？\n<image>"},
-        {"from": "gpt", "value": "新疆，图中的菜是测试菜1"}]
+        {"from": "gpt", "value": "新疆，图中的菜是测试菜1"},
+    ]
     before = out.read_bytes()
     with pytest.raises(FileExistsError, match="overwrite=True"):
         to_xtuner_training(release, out, acknowledge_licence=True, log=lambda *a: None)
     assert out.read_bytes() == before
-    to_xtuner_training(release, out, acknowledge_licence=True, seed_lesson_format=False, overwrite=True,
-                       log=lambda *a: None)
+    to_xtuner_training(
+        release, out, acknowledge_licence=True, seed_lesson_format=False, overwrite=True, log=lambda *a: None
+    )
     record = validate_xtuner_records(out, release)[1]
-    assert record["conversations"][0]["value"].startswith("<image>\n去哪个地方") and "\nD. 新疆\n" in \
-        record["conversations"][0]["value"]
+    assert (
+        record["conversations"][0]["value"].startswith("<image>\n去哪个地方")
+        and "\nD. 新疆\n" in record["conversations"][0]["value"]
+    )
     assert record["conversations"][1]["value"] == "D. 新疆"
 
 
@@ -121,8 +146,10 @@ def test_fake_release_is_labelled_and_loads(tmp_path):
 
 def _xtuner_copy(release, out, count=80):
     """FoodieQA in XTuner's format, written by hand (as a user might), enough records for a tiny run."""
-    record = {"image": "images/a.jpg", "conversations": [{"from": "human", "value": "<image>\n这是什么菜？"},
-                                                          {"from": "gpt", "value": "测试菜1"}]}
+    record = {
+        "image": "images/a.jpg",
+        "conversations": [{"from": "human", "value": "<image>\n这是什么菜？"}, {"from": "gpt", "value": "测试菜1"}],
+    }
     out.write_text(json.dumps([record] * count, ensure_ascii=False), encoding="utf-8")
     return out
 
@@ -141,7 +168,7 @@ def test_no_path_trains_on_foodieqa_without_the_acknowledgement(release, tmp_pat
     for data, folder in ((hand_made, release), (hand_made, release / "images"), (left_in_cache, release)):
         with pytest.raises(LicenceError, match="is a FoodieQA release.*acknowledge_foodieqa_licence=True"):
             new_run("food", "tiny", tiny_path, data, folder, runs)
-    plan = FinetunePlan("tiny", "tiny", tiny_path, hand_made, release, {}, {}, [])
+    plan = FinetunePlan("tiny", "tiny", tiny_path, hand_made, release, {}, {}, [], tmp_path / "cache")
     with pytest.raises(LicenceError, match="Evaluation only"):
         start_finetune(plan, runs=runs)
     assert not runs.exists()
@@ -158,11 +185,10 @@ def test_the_committed_gpu_config_trains_on_the_kits_own_set():
     assert f'data_path = ".cache/{KIT_SET_LINK}/xtuner/finetune_new.json"' in text
 
 
-def test_the_kit_set_link_points_at_the_current_build(monkeypatch, tmp_path):
+def test_the_kit_set_link_points_at_the_current_build(tmp_path):
     from course_lib.finetune import food
 
-    monkeypatch.setattr(food, "cache_dir", lambda: tmp_path)
-    data = food.kit_food_set(log=lambda *a: None)
+    data = food.kit_food_set(tmp_path, log=lambda *a: None)
     link = tmp_path / food.KIT_SET_LINK
     assert link.is_symlink() and link.resolve() == data.resolve() and (link / "xtuner" / "finetune_new.json").is_file()
-    assert food.kit_food_set(log=lambda *a: None) == data  # idempotent
+    assert food.kit_food_set(tmp_path, log=lambda *a: None) == data  # idempotent

@@ -1,9 +1,9 @@
 """Fuzz-style checks (Hypothesis, bounded): odd pictures and odd records get a clear error or a right result,
 never another exception, so new bad inputs are found by the suite rather than by users."""
+
 import json
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -31,8 +31,13 @@ def _image(mode: str, width: int, height: int, seed: int, special: str) -> Image
 
 
 @FUZZ
-@given(mode=st.sampled_from(MODES), width=st.integers(1, 900), height=st.integers(1, 900),
-       seed=st.integers(0, 2**16), special=st.sampled_from(["plain", "wide", "nan"]))
+@given(
+    mode=st.sampled_from(MODES),
+    width=st.integers(1, 900),
+    height=st.integers(1, 900),
+    seed=st.integers(0, 2**16),
+    special=st.sampled_from(["plain", "wide", "nan"]),
+)
 def test_any_picture_becomes_rgb_tiles_of_the_planned_count(mode, width, height, seed, special):
     image = _image(mode, width, height, seed, special)
     rgb = open_rgb(image)
@@ -54,14 +59,28 @@ def test_any_bytes_as_an_image_file_open_or_fail_with_the_file_named(tmp_path, d
 
 
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
-TURN = st.fixed_dictionaries({}, optional={"from": st.sampled_from(["human", "gpt", "user", "system", 3]),
-                                          "value": st.one_of(TEXT, st.just("<image>\n图中的菜是什么？"), st.integers())})
+TURN = st.fixed_dictionaries(
+    {},
+    optional={
+        "from": st.sampled_from(["human", "gpt", "user", "system", 3]),
+        "value": st.one_of(TEXT, st.just("<image>\n图中的菜是什么？"), st.integers()),
+    },
+)
 RECORD = st.one_of(
-    st.fixed_dictionaries({}, optional={"image": st.one_of(st.just("dish.jpg"), st.just("missing.jpg"), TEXT,
-                                                           st.lists(st.just("dish.jpg"), max_size=2), st.none()),
-                                        "conversations": st.one_of(st.lists(TURN, max_size=4), TEXT, st.none()),
-                                        "id": st.one_of(TEXT, st.integers())}),
-    st.integers(), TEXT, st.none())
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "image": st.one_of(
+                st.just("dish.jpg"), st.just("missing.jpg"), TEXT, st.lists(st.just("dish.jpg"), max_size=2), st.none()
+            ),
+            "conversations": st.one_of(st.lists(TURN, max_size=4), TEXT, st.none()),
+            "id": st.one_of(TEXT, st.integers()),
+        },
+    ),
+    st.integers(),
+    TEXT,
+    st.none(),
+)
 
 
 @FUZZ

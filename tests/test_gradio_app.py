@@ -1,4 +1,5 @@
 """The Gradio food demo, started on 127.0.0.1 and driven through gradio_client like a user's browser would."""
+
 import os
 import sys
 import threading
@@ -7,8 +8,8 @@ import urllib.request
 import httpx
 import psutil
 import pytest
-
 from conftest import FOOD_IMAGES
+
 from course_lib.food_images import dishes
 from course_lib.serving import GenerationSettings
 from course_lib.serving.api_server import ServerProcess, free_port
@@ -19,7 +20,10 @@ DUMPLINGS = FOOD_IMAGES / "1f95f.webp"
 NOODLES = FOOD_IMAGES / "1f35c.webp"
 TOKENS = 16
 # Gradio 6.17's routes touch a constant Starlette deprecated; not ours to fix.
-pytestmark = [pytest.mark.filterwarnings("ignore:'HTTP_422_UNPROCESSABLE_ENTITY' is deprecated"), pytest.mark.usefixtures("one_torch_thread")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:'HTTP_422_UNPROCESSABLE_ENTITY' is deprecated"),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +56,9 @@ def _files(history):
 
 
 def _expected(engine, question, image=None, session=None):
-    return engine.chat(question, image, session=session, settings=GenerationSettings(max_new_tokens=TOKENS)).response.text
+    return engine.chat(
+        question, image, session=session, settings=GenerationSettings(max_new_tokens=TOKENS)
+    ).response.text
 
 
 def test_gallery_groups_every_dish_by_cuisine():
@@ -67,8 +73,11 @@ def test_gallery_groups_every_dish_by_cuisine():
 def test_binds_loopback_only_without_a_share_link(app):
     demo, url = app
     port = int(url.rstrip("/").rsplit(":", 1)[1])
-    listening = {c.laddr.ip for c in psutil.net_connections("inet") if c.laddr and c.laddr.port == port
-                 and c.status == psutil.CONN_LISTEN}
+    listening = {
+        c.laddr.ip
+        for c in psutil.net_connections("inet")
+        if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+    }
     assert url.startswith("http://127.0.0.1:") and listening == {"127.0.0.1"}
     assert demo.share_url is None
     assert demo._queue.default_concurrency_limit == 4  # several users are answered, not refused
@@ -78,8 +87,9 @@ def test_upload_then_follow_up_then_clear(client, engines):
     from gradio_client import handle_file
 
     engine = engines[0]
-    history, box = client.predict(message={"text": "图中的菜是什么？", "files": [handle_file(DUMPLINGS)]},
-                                  api_name="/send")
+    history, box = client.predict(
+        message={"text": "图中的菜是什么？", "files": [handle_file(DUMPLINGS)]}, api_name="/send"
+    )
     assert [m["role"] for m in history] == ["user", "user", "assistant"]
     assert _files(history)[0].endswith(".webp") and _text(history[1]) == "图中的菜是什么？"
     session = engine.chat("图中的菜是什么？", DUMPLINGS, settings=GenerationSettings(max_new_tokens=TOKENS))
@@ -125,16 +135,18 @@ def test_an_oversized_upload_is_refused(client, app, tmp_path):
     with pytest.raises(ValueError, match="maximum file size"):  # the client reads the limit from the app
         client.predict(message={"text": "?", "files": [handle_file(big)]}, api_name="/send")
     with open(big, "rb") as handle:  # and the server refuses the upload itself
-        response = httpx.post(app[1] + "gradio_api/upload", files={"files": ("huge_photo.jpg", handle, "image/jpeg")},
-                              timeout=30)
+        response = httpx.post(
+            app[1] + "gradio_api/upload", files={"files": ("huge_photo.jpg", handle, "image/jpeg")}, timeout=30
+        )
     assert response.status_code == 413, response.text
 
 
 def test_side_by_side_asks_both_engines(client, engines):
     from gradio_client import handle_file
 
-    left, right = client.predict(message={"text": "图中的菜是什么？", "files": [handle_file(DUMPLINGS)]},
-                                 api_name="/compare")
+    left, right = client.predict(
+        message={"text": "图中的菜是什么？", "files": [handle_file(DUMPLINGS)]}, api_name="/compare"
+    )
     expected = [_expected(engine, "图中的菜是什么？", DUMPLINGS) for engine in engines]
     assert [_text(left[-1]), _text(right[-1])] == expected
     assert _files(left) and _files(right)
@@ -150,8 +162,10 @@ def test_several_users_at_once_keep_their_own_conversations(app, engines):
         own.predict(message={"text": question, "files": [handle_file(image)]}, api_name="/send")
         results[name] = own.predict(message={"text": "再说一遍", "files": []}, api_name="/send")[0]
 
-    threads = [threading.Thread(target=user, args=("a", DUMPLINGS, "图中的菜是什么？")),
-               threading.Thread(target=user, args=("b", NOODLES, "What dish is this?"))]
+    threads = [
+        threading.Thread(target=user, args=("a", DUMPLINGS, "图中的菜是什么？")),
+        threading.Thread(target=user, args=("b", NOODLES, "What dish is this?")),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -169,8 +183,9 @@ def test_the_app_runs_with_one_command(tmp_path):
     port = free_port()
     command = [sys.executable, "-m", "course_lib.serving.gradio_app", "--port", str(port)]
     env = dict(os.environ, COURSE_MODE="tiny")
-    with ServerProcess(command, port, ready_path="/", log_path=tmp_path / "app.log", env=env,
-                       startup_timeout=240) as server:
+    with ServerProcess(
+        command, port, ready_path="/", log_path=tmp_path / "app.log", env=env, startup_timeout=240
+    ) as server:
         with urllib.request.urlopen(server.base_url + "/config", timeout=10) as response:
             assert b"Food chat with InternVL2" in response.read()
     assert "Open http://127.0.0.1:%d/" % port in (tmp_path / "app.log").read_text()

@@ -2,6 +2,7 @@
 streamed answer and takes a screenshot (kept in build/test-artefacts); its rendered page must show the chat, the
 example gallery by cuisine, the settings and the buttons. Chromium is driven through its DevTools protocol with
 websocket-client (already in the course environment)."""
+
 import base64
 import json
 import os
@@ -12,9 +13,9 @@ import time
 import urllib.request
 
 import pytest
+from conftest import REPO_ROOT
 from PIL import Image, ImageStat
 
-from conftest import REPO_ROOT
 from course_lib.serving import GenerationSettings
 from course_lib.serving.gradio_app import DEFAULT_QUESTION, build_demo, gallery_groups, launch
 from course_lib.serving.transformers_backend import TransformersEngine
@@ -22,12 +23,24 @@ from course_lib.serving.transformers_backend import TransformersEngine
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTEFACTS = REPO_ROOT / "build" / "test-artefacts"
 WIDTH, HEIGHT = 1280, 1000
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-         f"--window-size={WIDTH},{HEIGHT}"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    f"--window-size={WIDTH},{HEIGHT}",
+]
 
-pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="no headless browser: apt-get install chromium"),
-              pytest.mark.filterwarnings("ignore:'HTTP_422_UNPROCESSABLE_ENTITY' is deprecated")]
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="no headless browser: apt-get install chromium"),
+    pytest.mark.filterwarnings("ignore:'HTTP_422_UNPROCESSABLE_ENTITY' is deprecated"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +60,19 @@ class Browser:
     """Headless Chromium and one page, driven over the DevTools protocol."""
 
     def __init__(self, profile):
-        self.process = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                                         "--remote-allow-origins=*", "about:blank"], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            [
+                CHROMIUM,
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                "--remote-allow-origins=*",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         port_file, deadline = profile / "DevToolsActivePort", time.time() + 30
         while not (port_file.is_file() and port_file.read_text().strip()):
             assert time.time() < deadline and self.process.poll() is None, "Chromium did not start"
@@ -58,8 +81,9 @@ class Browser:
         pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
         import websocket
 
-        self.socket = websocket.create_connection(next(p for p in pages if p["type"] == "page")["webSocketDebuggerUrl"],
-                                                  timeout=60)
+        self.socket = websocket.create_connection(
+            next(p for p in pages if p["type"] == "page")["webSocketDebuggerUrl"], timeout=60
+        )
         self.calls = 0
 
     def call(self, method, **params):
@@ -72,8 +96,9 @@ class Browser:
                 return message["result"]
 
     def js(self, expression):
-        return self.call("Runtime.evaluate", expression=expression, awaitPromise=True,
-                         returnByValue=True)["result"].get("value")
+        return self.call("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)[
+            "result"
+        ].get("value")
 
     def wait_for(self, expression, timeout=60):
         deadline = time.time() + timeout
@@ -97,7 +122,9 @@ def test_pick_an_example_ask_and_screenshot(url, tmp_path):
     png.unlink(missing_ok=True)
     browser = Browser(tmp_path / "profile")
     try:
-        browser.call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
+        browser.call(
+            "Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False
+        )
         browser.call("Page.navigate", url=url)
         first_cuisine = next(iter(gallery_groups().values()))
         assert browser.wait_for("document.querySelectorAll('.thumbnail-item').length") == len(first_cuisine)
@@ -122,13 +149,31 @@ def test_pick_an_example_ask_and_screenshot(url, tmp_path):
 
 
 def test_rendered_page_has_the_chat_gallery_settings_and_buttons(url, tmp_path):
-    done = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
-                           "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     dom = done.stdout
     assert done.returncode == 0 and "<gradio-app" in dom, done.stderr[-2000:]
-    for text in ["Food chat with InternVL2", 'id="chat"', "Examples by cuisine", "Generation settings",
-                 "max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "do_sample",
-                 "max tiles per image", ">Send<", "Clear context", "Side by side", "tiny-internvl2"]:
+    for text in [
+        "Food chat with InternVL2",
+        'id="chat"',
+        "Examples by cuisine",
+        "Generation settings",
+        "max_new_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "repetition_penalty",
+        "do_sample",
+        "max tiles per image",
+        ">Send<",
+        "Clear context",
+        "Side by side",
+        "tiny-internvl2",
+    ]:
         assert text in dom, f"{text!r} is not on the page"
     for cuisine, items in gallery_groups().items():
         assert f"{cuisine} ({len(items)})" in dom, f"no example tab for {cuisine}"

@@ -1,4 +1,5 @@
 """NExT-GPT: the pipeline diagram draws, and the decoding-side alignment trains only the output projection."""
+
 import pytest
 import torch
 
@@ -33,10 +34,16 @@ def test_only_the_output_projection_trains(aligned, tiny):
     assert not any(p.requires_grad for p in run.text_encoder.parameters())
     # The frozen text encoder is rebuilt from the same seed: its weights and caption embeddings did not move.
     again = nextgpt.align_output_projection(llm, tiny[1], steps=0, seed=0)
-    assert all(torch.equal(a, b) for a, b in zip(run.text_encoder.state_dict().values(), again.text_encoder.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(run.text_encoder.state_dict().values(), again.text_encoder.state_dict().values())
+    )
     assert torch.equal(run.targets, again.targets) and torch.equal(run.signal_states, again.signal_states)
     # ... while the projector did move away from its seeded start.
-    moved = [not torch.equal(a, b) for a, b in zip(run.projector.state_dict().values(), again.projector.state_dict().values())]
+    moved = [
+        not torch.equal(a, b)
+        for a, b in zip(run.projector.state_dict().values(), again.projector.state_dict().values())
+    ]
     assert all(moved)
     assert run.info["trainable_parameters"] == sum(p.numel() for p in run.projector.parameters())
 
@@ -71,8 +78,16 @@ def test_signal_tokens_and_diagram():
     assert len(nextgpt.signal_token_names("video")) == 24 and nextgpt.signal_token_names("audio")[-1] == "[AUD7]"
     fig = nextgpt.draw_pipeline()
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
-    for word in ("ImageBind", "input\nprojection", "LLM", "[IMG0]..[IMG3]", "output projection", "Stable Diffusion",
-                 "AudioLDM", "Zeroscope"):
+    for word in (
+        "ImageBind",
+        "input\nprojection",
+        "LLM",
+        "[IMG0]..[IMG3]",
+        "output projection",
+        "Stable Diffusion",
+        "AudioLDM",
+        "Zeroscope",
+    ):
         assert word in texts, word
     plt.close(fig)
 

@@ -1,9 +1,10 @@
 """Every notebook is committed without outputs and executes in tiny mode in a fresh kernel (d2l style)."""
+
 import json
 
 import pytest
-
 from conftest import REPO_ROOT
+
 from course_lib.lessons import LESSONS
 from course_lib.notebooks import execute_notebook
 
@@ -18,8 +19,11 @@ def test_every_notebook_is_a_listed_lesson():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_committed_without_outputs(path):
     notebook = json.loads(path.read_text(encoding="utf-8"))
-    dirty = [i for i, cell in enumerate(notebook["cells"]) if cell["cell_type"] == "code"
-             and (cell.get("outputs") or cell.get("execution_count") is not None)]
+    dirty = [
+        i
+        for i, cell in enumerate(notebook["cells"])
+        if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)
+    ]
     assert not dirty, f"{path.name}: cells {dirty} carry outputs; clear them before committing"
     assert notebook["metadata"]["kernelspec"]["name"] == "course-kit"
 
@@ -28,7 +32,9 @@ def test_committed_without_outputs(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_executes_in_tiny_mode(path):
     """With the exercises' solutions filled in and strict checks: every solution passes its check."""
-    executed, run = execute_notebook(path, timeout=600, env={"COURSE_MODE": "tiny", "MPLBACKEND": "Agg"}, solutions=True)
+    executed, run = execute_notebook(
+        path, timeout=600, env={"COURSE_MODE": "tiny", "MPLBACKEND": "Agg"}, solutions=True
+    )
     assert run.ok, f"{path.name} failed after {run.seconds:.0f} s:\n{run.error}"
     first_output = "".join(out.get("text", "") for out in executed.cells[1].outputs)
     assert "running in TINY mode" in first_output and "Why:" in first_output
@@ -67,10 +73,16 @@ def test_a_students_notebook_with_its_exercise_left_empty_shows_a_hint_not_a_tra
     path = REPO_ROOT / "notebooks" / "05_dynamic_tiling.ipynb"
     executed, run = execute_notebook(path, timeout=600, env={"COURSE_MODE": "tiny", "MPLBACKEND": "Agg"})
     assert run.ok, run.error
-    shown = [out.get("text", "") for cell in executed.cells if cell.cell_type == "code" and "check(" in cell.source
-             for out in cell.outputs]
-    assert shown == ["Fill in banner_tiles (still `...`), then run the cell again. Hint: a 10:1 picture within 12 tiles: "
-                     "which grid, and is a thumbnail added?\n"]
+    shown = [
+        out.get("text", "")
+        for cell in executed.cells
+        if cell.cell_type == "code" and "check(" in cell.source
+        for out in cell.outputs
+    ]
+    assert shown == [
+        "Fill in banner_tiles (still `...`), then run the cell again. Hint: a 10:1 picture within 12 tiles: "
+        "which grid, and is a thumbnail added?\n"
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -101,8 +113,13 @@ def test_real_mode_branches_run_with_a_stand_in(path, fake_foodieqa):
     """Real mode forced on the CPU, with the course model standing in for InternVL2-2B and a fake FoodieQA release,
     so every lesson's real-mode code runs in CI. Lessons 10 and 11 train with the GPU recipe (AMP), which
     refuses without a GPU (test_finetune_plumbing::test_the_gpu_recipe_refuses_to_start_without_a_gpu)."""
-    env = {"COURSE_MODE": "real", "COURSE_DEVICE": "cpu", "COURSE_MODEL_PATH": str(REPO_ROOT / "assets" / "course-model"),
-           "COURSE_DATA_PATH": str(fake_foodieqa), "MPLBACKEND": "Agg"}
+    env = {
+        "COURSE_MODE": "real",
+        "COURSE_DEVICE": "cpu",
+        "COURSE_MODEL_PATH": str(REPO_ROOT / "assets" / "course-model"),
+        "COURSE_DATA_PATH": str(fake_foodieqa),
+        "MPLBACKEND": "Agg",
+    }
     executed, run = execute_notebook(path, timeout=600, env=env, solutions=True)
     assert run.ok, f"{path.name} failed in real mode after {run.seconds:.0f} s:\n{run.error}"
     first_output = "".join(out.get("text", "") for out in executed.cells[1].outputs)

@@ -1,4 +1,5 @@
 """Pixel shuffle: InternVL2's reshapes, torch's PixelUnshuffle up to a fixed channel order, the token count."""
+
 import pytest
 import torch
 
@@ -33,8 +34,12 @@ def test_v1_is_the_transposed_grid_of_v2():
 
 
 def test_token_arithmetic():
-    assert token_arithmetic() == {"patches per side": 32, "patches per tile": 1024, "tokens per tile": 256,
-                                  "channels multiplier": 4}
+    assert token_arithmetic() == {
+        "patches per side": 32,
+        "patches per tile": 1024,
+        "tokens per tile": 256,
+        "channels multiplier": 4,
+    }
     assert token_arithmetic(224, 14, 0.5)["tokens per tile"] == 64
 
 

@@ -1,4 +1,5 @@
 """The tiny pre-training's text stage: multiple-choice look-ups tokenised as XTuner's template does."""
+
 import torch
 from mmengine.config import ConfigDict
 from transformers import AutoTokenizer

@@ -1,4 +1,5 @@
 """The Q-Former masks are checked by what they do to a tiny Q-Former's outputs, not against matrix literals."""
+
 import pytest
 import torch
 
@@ -89,8 +90,9 @@ def test_text_outputs_see_image_and_queries_except_under_itc(qformer, inputs, ta
     queries, text, image = inputs
     before = run(qformer, queries, text, image, task)
     new_image = run(qformer, queries, text, fake_image_features(16, 24, seed=5), task)
-    new_queries = run(qformer, queries + torch.randn(queries.shape, generator=torch.Generator().manual_seed(6)),
-                      text, image, task)
+    new_queries = run(
+        qformer, queries + torch.randn(queries.shape, generator=torch.Generator().manual_seed(6)), text, image, task
+    )
     assert change(before.queries, new_image.queries) > CHANGED  # queries always read the image (cross-attention)
     for after in (new_image, new_queries):
         if text_moves:

@@ -1,4 +1,5 @@
 """The README's run command: `make course` serves JupyterLab on 127.0.0.1 and runs code in the course kernel."""
+
 import json
 import os
 import signal
@@ -10,7 +11,6 @@ import uuid
 
 import psutil
 import pytest
-
 from conftest import REPO_ROOT
 
 TOKEN = "course-kit-test-token"
@@ -24,7 +24,8 @@ def _free_port() -> int:
 
 def _api(port, path, method="GET", body=None):
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", method=method,
+        f"http://127.0.0.1:{port}{path}",
+        method=method,
         data=json.dumps(body).encode() if body is not None else None,
         headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json"},
     )
@@ -40,11 +41,29 @@ def _execute(port, kernel_id, code):
         f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels", header=[f"Authorization: token {TOKEN}"], timeout=60
     )
     msg_id = uuid.uuid4().hex
-    ws.send(json.dumps({
-        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test", "session": uuid.uuid4().hex, "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell",
-        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False},
-    }))
+    ws.send(
+        json.dumps(
+            {
+                "header": {
+                    "msg_id": msg_id,
+                    "msg_type": "execute_request",
+                    "username": "test",
+                    "session": uuid.uuid4().hex,
+                    "version": "5.3",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "channel": "shell",
+                "content": {
+                    "code": code,
+                    "silent": False,
+                    "store_history": False,
+                    "user_expressions": {},
+                    "allow_stdin": False,
+                },
+            }
+        )
+    )
     printed, deadline = [], time.time() + 120
     try:
         while time.time() < deadline:
@@ -66,8 +85,15 @@ def _execute(port, kernel_id, code):
 def test_make_course_serves_jupyterlab_with_the_course_kernel():
     port = _free_port()
     env = dict(os.environ, JUPYTER_TOKEN=TOKEN, COURSE_MODE="tiny")
-    server = subprocess.Popen(["make", "course", f"PORT={port}"], cwd=REPO_ROOT, env=env, start_new_session=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        ["make", "course", f"PORT={port}"],
+        cwd=REPO_ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.time() + 300
         while True:
@@ -76,14 +102,21 @@ def test_make_course_serves_jupyterlab_with_the_course_kernel():
                 break
             except OSError:
                 if server.poll() is not None or time.time() > deadline:
-                    raise AssertionError("JupyterLab did not start:\n" + (server.stdout.read() if server.poll() is not None else ""))
+                    raise AssertionError(
+                        "JupyterLab did not start:\n" + (server.stdout.read() if server.poll() is not None else "")
+                    )
                 time.sleep(1)
         assert specs["default"] == "course-kit" and "course-kit" in specs["kernelspecs"]
-        listening = {c.laddr.ip for c in psutil.net_connections("inet") if c.laddr and c.laddr.port == port
-                     and c.status == psutil.CONN_LISTEN}
+        listening = {
+            c.laddr.ip
+            for c in psutil.net_connections("inet")
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+        }
         assert listening == {"127.0.0.1"}, listening  # loopback only
         kernel = _api(port, "/api/kernels", "POST", {"name": "course-kit"})
-        printed = _execute(port, kernel["id"], "import sys, course_lib\nsetup = course_lib.resolve()\nprint(sys.prefix, setup.mode)")
+        printed = _execute(
+            port, kernel["id"], "import sys, course_lib\nsetup = course_lib.resolve()\nprint(sys.prefix, setup.mode)"
+        )
         assert printed.split() == [str(REPO_ROOT / ".venv"), "tiny"]
         _api(port, f"/api/kernels/{kernel['id']}", "DELETE")
     finally:

@@ -1,5 +1,6 @@
 """The serving engine API: settings, backend choice, the transformers backend end to end on the tiny checkpoint,
 the prompt both backends build, and LMDeploy where it can run."""
+
 import dataclasses
 import json
 import os
@@ -8,10 +9,9 @@ import sys
 import threading
 
 import pytest
-
 import torch
-
 from conftest import FOOD_IMAGES, REPO_ROOT
+
 from course_lib.sample_pictures import awkward_pictures
 from course_lib.serving import GenerationSettings, Session, choose_backend, lmdeploy_status
 from course_lib.serving.engine import ContextTooLong, lmdeploy_importable, make_turn
@@ -40,8 +40,9 @@ def wide_image():
 
 
 # ---- settings -----------------------------------------------------------------------------------
-LMDEPLOY_DEFAULTS = dict(max_new_tokens=512, do_sample=False, top_p=1.0, top_k=50, temperature=0.8,
-                         repetition_penalty=1.0)  # lmdeploy/messages.py, GenerationConfig, 0.18.0
+LMDEPLOY_DEFAULTS = dict(
+    max_new_tokens=512, do_sample=False, top_p=1.0, top_k=50, temperature=0.8, repetition_penalty=1.0
+)  # lmdeploy/messages.py, GenerationConfig, 0.18.0
 
 
 def test_settings_have_lmdeploys_names_and_defaults():
@@ -57,22 +58,45 @@ def test_settings_have_lmdeploys_names_and_defaults():
 def test_settings_convert_for_each_backend():
     greedy = GenerationSettings(max_new_tokens=64, temperature=0.3, repetition_penalty=1.3)
     assert greedy.to_transformers() == {"max_new_tokens": 64, "do_sample": False}  # LMDeploy's greedy ignores them too
-    assert greedy.lmdeploy_kwargs(["<|im_end|>"]) == dict(max_new_tokens=64, do_sample=False, top_p=1.0, top_k=50,
-                                                          temperature=0.3, repetition_penalty=1.3,
-                                                          stop_words=["<|im_end|>"])
+    assert greedy.lmdeploy_kwargs(["<|im_end|>"]) == dict(
+        max_new_tokens=64,
+        do_sample=False,
+        top_p=1.0,
+        top_k=50,
+        temperature=0.3,
+        repetition_penalty=1.3,
+        stop_words=["<|im_end|>"],
+    )
     # The api_server always samples: greedy travels as top_k=1.
-    assert greedy.to_openai(["<|im_end|>"]) == dict(temperature=1.0, top_p=1.0, max_completion_tokens=64,
-                                                    stop=["<|im_end|>"], extra_body=dict(top_k=1, repetition_penalty=1.0))
-    sampling = GenerationSettings(max_new_tokens=32, do_sample=True, top_p=0.9, top_k=40, temperature=0.7,
-                                  repetition_penalty=1.1)
-    assert sampling.to_transformers() == dict(max_new_tokens=32, do_sample=True, top_p=0.9, top_k=40, temperature=0.7,
-                                              repetition_penalty=1.1)
+    assert greedy.to_openai(["<|im_end|>"]) == dict(
+        temperature=1.0,
+        top_p=1.0,
+        max_completion_tokens=64,
+        stop=["<|im_end|>"],
+        extra_body=dict(top_k=1, repetition_penalty=1.0),
+    )
+    sampling = GenerationSettings(
+        max_new_tokens=32, do_sample=True, top_p=0.9, top_k=40, temperature=0.7, repetition_penalty=1.1
+    )
+    assert sampling.to_transformers() == dict(
+        max_new_tokens=32, do_sample=True, top_p=0.9, top_k=40, temperature=0.7, repetition_penalty=1.1
+    )
     assert sampling.to_openai()["extra_body"] == dict(top_k=40, repetition_penalty=1.1)
     assert sampling.replace(top_k=5).top_k == 5 and sampling.top_k == 40
 
 
-@pytest.mark.parametrize("bad", [dict(max_new_tokens=0), dict(top_p=0.0), dict(top_p=1.5), dict(top_k=-1),
-                                 dict(temperature=0.0), dict(temperature=2.5), dict(repetition_penalty=0.0)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(max_new_tokens=0),
+        dict(top_p=0.0),
+        dict(top_p=1.5),
+        dict(top_k=-1),
+        dict(temperature=0.0),
+        dict(temperature=2.5),
+        dict(repetition_penalty=0.0),
+    ],
+)
 def test_settings_refuse_values_the_backends_reject(bad):
     name = next(iter(bad))
     with pytest.raises(ValueError, match=name):
@@ -80,9 +104,15 @@ def test_settings_refuse_values_the_backends_reject(bad):
 
 
 # ---- which backend ------------------------------------------------------------------------------
-@pytest.mark.parametrize("has_lmdeploy, has_cuda, expected", [
-    (True, True, "lmdeploy"), (True, False, "transformers"), (False, True, "transformers"), (False, False, "transformers"),
-])
+@pytest.mark.parametrize(
+    "has_lmdeploy, has_cuda, expected",
+    [
+        (True, True, "lmdeploy"),
+        (True, False, "transformers"),
+        (False, True, "transformers"),
+        (False, False, "transformers"),
+    ],
+)
 def test_auto_picks_lmdeploy_only_where_it_can_run(has_lmdeploy, has_cuda, expected):
     name, why = choose_backend("auto", has_lmdeploy, has_cuda)
     assert name == expected and why
@@ -121,8 +151,12 @@ def test_single_prompt(engine):
 
 
 def test_batch_gives_each_prompt_its_own_answer(engine, wide_image):
-    prompts = [("图中的菜是什么？", DUMPLINGS), ("What dish is this?", NOODLES), ("图中有几道菜？", wide_image),
-               "hello"]
+    prompts = [
+        ("图中的菜是什么？", DUMPLINGS),
+        ("What dish is this?", NOODLES),
+        ("图中有几道菜？", wide_image),
+        "hello",
+    ]
     batch = engine.generate(prompts)
     assert batch == [engine.generate(prompt)[0] for prompt in prompts]  # left padding changes nothing
     responses = engine.respond(prompts)
@@ -172,14 +206,17 @@ def test_prompt_is_the_tokenizers_chat_template_plus_image_tokens(engine, tiny, 
     answer = session.response.text
     prompt = engine.prompt_text("这几道呢？", wide_image, session=session, max_tiles=2)
     image = "<img><IMG_CONTEXT></img>\n"
-    messages = [{"role": "user", "content": image + "图中的菜是什么？"}, {"role": "assistant", "content": answer},
-                {"role": "user", "content": image + "这几道呢？"}]
+    messages = [
+        {"role": "user", "content": image + "图中的菜是什么？"},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": image + "这几道呢？"},
+    ]
     rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     tiles = [1, 3]  # one tile for the square dish; 3:1 at max 2 tiles -> a 2x1 grid + thumbnail
     pieces = rendered.split("<IMG_CONTEXT>")
     expected = pieces[0] + "".join("<IMG_CONTEXT>" * 256 * n + piece for n, piece in zip(tiles, pieces[1:]))
     assert prompt == expected
-    assert tokenizer(prompt, add_special_tokens=False).input_ids == tokenizer(prompt[len("<s>"):]).input_ids
+    assert tokenizer(prompt, add_special_tokens=False).input_ids == tokenizer(prompt[len("<s>") :]).input_ids
 
 
 def test_prompt_is_what_the_remote_chat_code_builds(engine, tiny):
@@ -228,8 +265,12 @@ def test_lmdeploy_builds_the_same_prompt(engine, tiny, tiny_path, tmp_path, wide
         dict(question="这几道呢？", image=wide, history=history),
     ]
     for case, theirs in zip(cases, render_prompts(tiny_path, cases)):
-        ours = engine.prompt_text(case["question"], case.get("image"), session=session if "history" in case else None,
-                                  max_tiles=case.get("max_tiles"))
+        ours = engine.prompt_text(
+            case["question"],
+            case.get("image"),
+            session=session if "history" in case else None,
+            max_tiles=case.get("max_tiles"),
+        )
         assert theirs["text"] == ours, case
         assert theirs["input_ids"] == tokenizer(ours, add_special_tokens=False).input_ids, case
 
@@ -254,8 +295,11 @@ def test_lmdeploy_serves_an_internvl2_2b_shaped_checkpoint_the_prompt_its_chat_b
     earlier.turns.append(make_turn("图中的菜是什么？", DUMPLINGS, None))
     earlier.turns[-1].answer = "饺子"
     history = [{"question": "图中的菜是什么？", "image": str(DUMPLINGS), "answer": "饺子"}]
-    cases = [dict(question="图中的菜是什么？", image=DUMPLINGS), dict(question="hello"),
-             dict(question="它是哪里的菜？", history=history)]
+    cases = [
+        dict(question="图中的菜是什么？", image=DUMPLINGS),
+        dict(question="hello"),
+        dict(question="它是哪里的菜？", history=history),
+    ]
     served = render_prompts(internvl2_2b_shaped, cases)
     default = render_prompts(internvl2_2b_shaped, cases, template="tokenizer")
     for case, theirs, tokenizers in zip(cases, served, default):
@@ -264,7 +308,9 @@ def test_lmdeploy_serves_an_internvl2_2b_shaped_checkpoint_the_prompt_its_chat_b
         assert theirs["text"] == ours, case
         assert theirs["input_ids"] == tokenizer(ours, add_special_tokens=False).input_ids, case
         # what LMDeploy would serve on its own: no system line, a newline after each <|im_end|>
-        assert tokenizers["text"].startswith("<s><|im_start|>user\n") and "<|im_end|>\n<|im_start|>" in tokenizers["text"]
+        assert (
+            tokenizers["text"].startswith("<s><|im_start|>user\n") and "<|im_end|>\n<|im_start|>" in tokenizers["text"]
+        )
         assert tokenizers["text"] != ours
 
 
@@ -284,8 +330,11 @@ def test_lmdeploy_tiles_the_pictures_the_kit_hands_it_exactly_as_the_kit_does(ti
     pictures = awkward_pictures(tmp_path / "pictures")
     wide_image.save(tmp_path / "wide.png")
     pictures.update({"artwork.webp": DUMPLINGS, "wide.png": tmp_path / "wide.png"})
-    cases = [dict(name=name, image=path, reading=reading) for name, path in pictures.items()
-             for reading in ("kit", "lmdeploy")]
+    cases = [
+        dict(name=name, image=path, reading=reading)
+        for name, path in pictures.items()
+        for reading in ("kit", "lmdeploy")
+    ]
     cases += [dict(name="wide.png", image=tmp_path / "wide.png", reading="kit", max_tiles=2)]
     tiles = lmdeploy_pixel_values(tiny_path, cases, tmp_path / "tiles.pt")
     assert len(tiles) == len(cases)
@@ -296,9 +345,18 @@ def test_lmdeploy_tiles_the_pictures_the_kit_hands_it_exactly_as_the_kit_does(ti
             assert theirs.shape == ours.shape and torch.equal(theirs, ours), case
         else:
             raw_differs[case["name"]] = theirs.shape != ours.shape or not torch.equal(theirs, ours)
-    assert raw_differs == {"plain.png": False, "phone.jpg": True, "cutout.png": True, "palette.png": True,
-                           "grey16.png": True, "artwork.webp": True, "wide.png": False}
-    assert tiles[cases.index(dict(name="phone.jpg", image=pictures["phone.jpg"], reading="lmdeploy"))].shape[0] == 3  # 2x1 + thumbnail
+    assert raw_differs == {
+        "plain.png": False,
+        "phone.jpg": True,
+        "cutout.png": True,
+        "palette.png": True,
+        "grey16.png": True,
+        "artwork.webp": True,
+        "wide.png": False,
+    }
+    assert (
+        tiles[cases.index(dict(name="phone.jpg", image=pictures["phone.jpg"], reading="lmdeploy"))].shape[0] == 3
+    )  # 2x1 + thumbnail
     assert load_image(pictures["phone.jpg"]).shape[0] == 3 and open_rgb(pictures["phone.jpg"]).size == (60, 120)
     assert tiles[-1].shape[0] == 3  # max_dynamic_patch=2 on the 3:1 picture: 2x1 + thumbnail
 
@@ -315,7 +373,11 @@ def _pipeline_python():
     if python is None:
         return None, LMDEPLOY_WHY + "; and there is no serving environment (.venv-serving) to run it in"
     if not cuda_available():
-        return None, f"the serving environment ({python}) is there, but torch sees no CUDA GPU and LMDeploy 0.18 runs only on GPUs"
+        return (
+            None,
+            f"the serving environment ({python}) is there, but torch sees no CUDA GPU and LMDeploy 0.18 runs only on "
+            "GPUs",
+        )
     return str(python), ""
 
 
@@ -324,9 +386,24 @@ def test_lmdeploy_pipeline_end_to_end(tiny_path):
     python, why = _pipeline_python()
     if python is None:
         pytest.skip(why)
-    done = subprocess.run([python, "-m", "course_lib.serving.lmdeploy_backend", "check", str(tiny_path),
-                           "--image", str(DUMPLINGS), "--engine", "pytorch"], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=800, env=dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"))
+    done = subprocess.run(
+        [
+            python,
+            "-m",
+            "course_lib.serving.lmdeploy_backend",
+            "check",
+            str(tiny_path),
+            "--image",
+            str(DUMPLINGS),
+            "--engine",
+            "pytorch",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=800,
+        env=dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     assert len(result["single"]) == 1 and isinstance(result["single"][0], str)

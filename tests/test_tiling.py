@@ -1,43 +1,91 @@
 """Dynamic tiling: InternVL2's grid choice, tile counts and pixels (XTuner's dataset code is the reference),
 and images people actually have: every PIL mode, rotated phone photos, extreme sizes, broken files."""
+
 import io
 import json
 
 import numpy as np
 import pytest
 import torch
+from conftest import FOOD_IMAGES
 from PIL import Image
 
-from conftest import FOOD_IMAGES
 from course_lib.tiling import (
-    ImageLoadError, dynamic_preprocess, image_to_pixel_values, lmdeploy_max_tiles, load_image, open_rgb, plan_tiles,
-    target_ratios, to_tensor, token_budget,
+    ImageLoadError,
+    dynamic_preprocess,
+    image_to_pixel_values,
+    lmdeploy_max_tiles,
+    load_image,
+    open_rgb,
+    plan_tiles,
+    target_ratios,
+    to_tensor,
+    token_budget,
 )
 
 # 56 sizes: extreme aspect ratios, tiny images, sizes on and around tile borders and tie-breaks
-SIZES = sorted({(w, h) for w in (1, 13, 224, 447, 448, 449, 896, 1344) for h in (1, 300, 448, 1000)}
-               | {(1280, 720), (720, 1280), (1920, 1080), (3000, 2000), (2000, 3000), (1, 10000), (10000, 1),
-                  (5376, 448), (448, 5376), (4000, 50), (50, 4000), (2, 3), (640, 480), (1000, 999), (897, 448),
-                  (1792, 1344), (1366, 768), (2560, 1440), (333, 777), (96, 2048), (2048, 96), (4500, 4500),
-                  (2200, 1000), (500, 1100)})
+SIZES = sorted(
+    {(w, h) for w in (1, 13, 224, 447, 448, 449, 896, 1344) for h in (1, 300, 448, 1000)}
+    | {
+        (1280, 720),
+        (720, 1280),
+        (1920, 1080),
+        (3000, 2000),
+        (2000, 3000),
+        (1, 10000),
+        (10000, 1),
+        (5376, 448),
+        (448, 5376),
+        (4000, 50),
+        (50, 4000),
+        (2, 3),
+        (640, 480),
+        (1000, 999),
+        (897, 448),
+        (1792, 1344),
+        (1366, 768),
+        (2560, 1440),
+        (333, 777),
+        (96, 2048),
+        (2048, 96),
+        (4500, 4500),
+        (2200, 1000),
+        (500, 1100),
+    }
+)
 
 
 @pytest.fixture(scope="module")
 def xtuner_preprocess(tiny_path, tmp_path_factory):
     """XTuner's own InternVL dataset object on the tiny checkpoint: its tiler and its tensor transform."""
     from mmengine.config import ConfigDict
-    from xtuner.dataset.internvl_dataset import InternVL_V1_5_Dataset, dynamic_preprocess as xtuner_tiles
+    from xtuner.dataset.internvl_dataset import InternVL_V1_5_Dataset
+    from xtuner.dataset.internvl_dataset import dynamic_preprocess as xtuner_tiles
     from xtuner.utils import PROMPT_TEMPLATE
 
     data = tmp_path_factory.mktemp("vqa") / "data.json"
-    data.write_text(json.dumps([{"image": "1f95f.webp", "conversations": [
-        {"from": "human", "value": "<image>\n?"}, {"from": "gpt", "value": "饺子"}]}], ensure_ascii=False))
-    dataset = InternVL_V1_5_Dataset(model_path=str(tiny_path), template=ConfigDict(PROMPT_TEMPLATE.internlm2_chat),
-                                    data_paths=str(data), image_folders=str(FOOD_IMAGES))
+    data.write_text(
+        json.dumps(
+            [
+                {
+                    "image": "1f95f.webp",
+                    "conversations": [{"from": "human", "value": "<image>\n?"}, {"from": "gpt", "value": "饺子"}],
+                }
+            ],
+            ensure_ascii=False,
+        )
+    )
+    dataset = InternVL_V1_5_Dataset(
+        model_path=str(tiny_path),
+        template=ConfigDict(PROMPT_TEMPLATE.internlm2_chat),
+        data_paths=str(data),
+        image_folders=str(FOOD_IMAGES),
+    )
 
     def preprocess(image):
-        tiles = xtuner_tiles(image, dataset.min_dynamic_patch, dataset.max_dynamic_patch, dataset.image_size,
-                             dataset.use_thumbnail)
+        tiles = xtuner_tiles(
+            image, dataset.min_dynamic_patch, dataset.max_dynamic_patch, dataset.image_size, dataset.use_thumbnail
+        )
         return torch.stack([dataset.transformer(tile) for tile in tiles])
 
     return preprocess
@@ -65,14 +113,26 @@ def test_the_grid_is_xtuners_for_every_tile_range_exact_ties_included():
                     theirs = find_closest_aspect_ratio(width / height, grids, width, height, 448)
                     assert plan_tiles(width, height, min_num=min_num, max_num=max_num).grid == theirs
                     assert [c * r for c, r in grids] == sorted(c * r for c, r in grids)
-    official = sorted({(i, j) for n in range(4, 7) for i in range(1, n + 1) for j in range(1, n + 1)
-                       if 4 <= i * j <= 6}, key=lambda grid: grid[0] * grid[1])  # InternVL's own construction
+    official = sorted(
+        {(i, j) for n in range(4, 7) for i in range(1, n + 1) for j in range(1, n + 1) if 4 <= i * j <= 6},
+        key=lambda grid: grid[0] * grid[1],
+    )  # InternVL's own construction
     assert target_ratios(4, 6) == official
 
 
-@pytest.mark.parametrize("size, max_num, tiles", [((1280, 720), 12, 9), ((1280, 720), 4, 3), ((448, 448), 12, 1),
-                                                   ((256, 256), 12, 1), ((1000, 100), 12, 11), ((100, 1000), 6, 7),
-                                                   ((1, 10000), 12, 13), ((1, 1), 12, 1)])
+@pytest.mark.parametrize(
+    "size, max_num, tiles",
+    [
+        ((1280, 720), 12, 9),
+        ((1280, 720), 4, 3),
+        ((448, 448), 12, 1),
+        ((256, 256), 12, 1),
+        ((1000, 100), 12, 11),
+        ((100, 1000), 6, 7),
+        ((1, 10000), 12, 13),
+        ((1, 1), 12, 1),
+    ],
+)
 def test_tile_counts(size, max_num, tiles):
     assert plan_tiles(*size, max_num=max_num).tiles == tiles
     assert len(dynamic_preprocess(Image.new("RGB", size), 1, max_num, 448, True)) == tiles
@@ -103,8 +163,12 @@ def test_every_pil_mode_gives_rgb_tiles(mode):
     if mode == "PA":
         image = base.convert("P").convert("PA")
     elif mode in ("I;16", "I", "F"):
-        image = Image.fromarray((np.asarray(base.convert("L"), np.float64) * 257).astype(
-            {"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]), mode if mode != "I" else None)
+        image = Image.fromarray(
+            (np.asarray(base.convert("L"), np.float64) * 257).astype(
+                {"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]
+            ),
+            mode if mode != "I" else None,
+        )
     else:
         image = base.convert(mode)
     pixels = load_image(image)
@@ -143,16 +207,21 @@ def test_animated_image_uses_its_first_frame(tmp_path):
     assert tuple(np.asarray(open_rgb(path))[0, 0]) == (255, 0, 0)
 
 
-@pytest.mark.parametrize("name, payload", [
-    ("broken.jpg", b"not an image at all"),
-    ("empty.png", b""),
-    ("truncated.jpg", "truncate:JPEG"),
-    ("truncated.png", "truncate:PNG"),
-])
+@pytest.mark.parametrize(
+    "name, payload",
+    [
+        ("broken.jpg", b"not an image at all"),
+        ("empty.png", b""),
+        ("truncated.jpg", "truncate:JPEG"),
+        ("truncated.png", "truncate:PNG"),
+    ],
+)
 def test_broken_files_name_the_file(tmp_path, name, payload):
     if isinstance(payload, str):
-        full = _encoded(Image.fromarray(np.random.default_rng(1).integers(0, 256, (300, 300, 3), dtype=np.uint8)),
-                        payload.split(":")[1])
+        full = _encoded(
+            Image.fromarray(np.random.default_rng(1).integers(0, 256, (300, 300, 3), dtype=np.uint8)),
+            payload.split(":")[1],
+        )
         payload = full[: len(full) // 2]
     path = tmp_path / name
     path.write_bytes(payload)
@@ -173,11 +242,13 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path, side):
     with pytest.raises(ImageLoadError) as refused:
         load_image(path)
     # The kit's words, also above Pillow's own limit (there Pillow refuses to open the file at all).
-    assert str(refused.value) == (f"{path} is {side}x{side} = {side * side / 1e6:.0f} M pixels, over the 64 M limit "
-                                  "(a decompression bomb or a huge scan); downscale it first"
-                                  if side * side < Image.MAX_IMAGE_PIXELS else
-                                  f"{path} is {side * side / 1e6:.0f} M pixels, over the 64 M limit (a decompression "
-                                  "bomb or a huge scan); downscale it first")
+    assert str(refused.value) == (
+        f"{path} is {side}x{side} = {side * side / 1e6:.0f} M pixels, over the 64 M limit "
+        "(a decompression bomb or a huge scan); downscale it first"
+        if side * side < Image.MAX_IMAGE_PIXELS
+        else f"{path} is {side * side / 1e6:.0f} M pixels, over the 64 M limit (a decompression "
+        "bomb or a huge scan); downscale it first"
+    )
 
 
 def test_token_budget_and_lmdeploy_settings():

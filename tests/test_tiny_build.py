@@ -1,4 +1,5 @@
 """The tiny checkpoint build: deterministic, cached, rebuilt only when its source changes, never half-written."""
+
 import hashlib
 import json
 
@@ -6,8 +7,11 @@ from course_lib.tiny_internvl2 import build
 
 
 def _digest(folder):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
-            if p.name != "build_info.json"}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.iterdir())
+        if p.name != "build_info.json"
+    }
 
 
 def test_two_builds_are_byte_identical(tmp_path):

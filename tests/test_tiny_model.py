@@ -1,4 +1,5 @@
 """The tiny InternVL2: structure, shapes, generation and training behave like InternVL2-2B's."""
+
 import json
 import subprocess
 import sys
@@ -17,14 +18,28 @@ def test_config_has_internvl2_fields(tiny_path):
     assert config["architectures"] == ["InternVLChatModel"]
     assert config["auto_map"]["AutoModel"] == "modeling_internvl_chat.InternVLChatModel"
     assert config["auto_map"]["AutoConfig"] == "configuration_internvl_chat.InternVLChatConfig"
-    for key, value in {"force_image_size": 448, "downsample_ratio": 0.5, "ps_version": "v2", "template": "internlm2-chat",
-                       "min_dynamic_patch": 1, "max_dynamic_patch": 12, "use_thumbnail": True}.items():
+    for key, value in {
+        "force_image_size": 448,
+        "downsample_ratio": 0.5,
+        "ps_version": "v2",
+        "template": "internlm2-chat",
+        "min_dynamic_patch": 1,
+        "max_dynamic_patch": 12,
+        "use_thumbnail": True,
+    }.items():
         assert config[key] == value, key
     assert config["llm_config"]["architectures"] == ["InternLM2ForCausalLM"]
     assert config["llm_config"]["model_type"] == "internlm2"
     assert config["vision_config"]["patch_size"] == 14
-    for name in ("configuration_internvl_chat.py", "modeling_internvl_chat.py", "modeling_internlm2.py",
-                 "modeling_intern_vit.py", "conversation.py", "tokenizer.json", "model.safetensors"):
+    for name in (
+        "configuration_internvl_chat.py",
+        "modeling_internvl_chat.py",
+        "modeling_internlm2.py",
+        "modeling_intern_vit.py",
+        "conversation.py",
+        "tokenizer.json",
+        "model.safetensors",
+    ):
         assert (tiny_path / name).is_file(), name
 
 
@@ -33,17 +48,29 @@ def test_parameter_names_and_dtype_mirror_internvl2(tiny_path):
         names = set(weights.keys())
         dtypes = {weights.get_tensor(name).dtype for name in names}
     expected = [
-        "vision_model.embeddings.class_embedding", "vision_model.embeddings.position_embedding",
-        "vision_model.embeddings.patch_embedding.weight", "vision_model.encoder.layers.0.attn.qkv.weight",
-        "vision_model.encoder.layers.0.attn.proj.weight", "vision_model.encoder.layers.0.mlp.fc1.weight",
-        "vision_model.encoder.layers.0.mlp.fc2.weight", "vision_model.encoder.layers.0.norm1.weight",
-        "vision_model.encoder.layers.0.ls1", "vision_model.encoder.layers.0.ls2",
-        "mlp1.0.weight", "mlp1.1.weight", "mlp1.3.weight",
-        "language_model.model.tok_embeddings.weight", "language_model.model.layers.0.attention.wqkv.weight",
-        "language_model.model.layers.0.attention.wo.weight", "language_model.model.layers.0.feed_forward.w1.weight",
-        "language_model.model.layers.0.feed_forward.w2.weight", "language_model.model.layers.0.feed_forward.w3.weight",
-        "language_model.model.layers.0.attention_norm.weight", "language_model.model.layers.0.ffn_norm.weight",
-        "language_model.model.norm.weight", "language_model.output.weight",
+        "vision_model.embeddings.class_embedding",
+        "vision_model.embeddings.position_embedding",
+        "vision_model.embeddings.patch_embedding.weight",
+        "vision_model.encoder.layers.0.attn.qkv.weight",
+        "vision_model.encoder.layers.0.attn.proj.weight",
+        "vision_model.encoder.layers.0.mlp.fc1.weight",
+        "vision_model.encoder.layers.0.mlp.fc2.weight",
+        "vision_model.encoder.layers.0.norm1.weight",
+        "vision_model.encoder.layers.0.ls1",
+        "vision_model.encoder.layers.0.ls2",
+        "mlp1.0.weight",
+        "mlp1.1.weight",
+        "mlp1.3.weight",
+        "language_model.model.tok_embeddings.weight",
+        "language_model.model.layers.0.attention.wqkv.weight",
+        "language_model.model.layers.0.attention.wo.weight",
+        "language_model.model.layers.0.feed_forward.w1.weight",
+        "language_model.model.layers.0.feed_forward.w2.weight",
+        "language_model.model.layers.0.feed_forward.w3.weight",
+        "language_model.model.layers.0.attention_norm.weight",
+        "language_model.model.layers.0.ffn_norm.weight",
+        "language_model.model.norm.weight",
+        "language_model.output.weight",
     ]
     assert not [name for name in expected if name not in names]
     assert dtypes == {torch.bfloat16}
@@ -85,7 +112,12 @@ def test_pixel_shuffle_v2_folds_each_2x2_block_in_row_major_order(tiny):
     grid = torch.randn(2, 32, 32, 5)
     out = model.pixel_shuffle(grid, 0.5)
     for i, j in [(0, 0), (3, 7), (15, 15), (9, 2)]:
-        block = [grid[:, 2 * i, 2 * j], grid[:, 2 * i, 2 * j + 1], grid[:, 2 * i + 1, 2 * j], grid[:, 2 * i + 1, 2 * j + 1]]
+        block = [
+            grid[:, 2 * i, 2 * j],
+            grid[:, 2 * i, 2 * j + 1],
+            grid[:, 2 * i + 1, 2 * j],
+            grid[:, 2 * i + 1, 2 * j + 1],
+        ]
         assert torch.equal(out[:, i, j], torch.cat(block, dim=-1))
 
 
@@ -110,15 +142,19 @@ def test_multi_turn_history_and_text_only(tiny, dumpling_pixels):
 
 
 def test_batch_chat_matches_single_questions(tiny, dumpling_pixels):
-    from course_lib.tiling import load_image
     from conftest import FOOD_IMAGES
+
+    from course_lib.tiling import load_image
 
     model, tokenizer = tiny
     wide = load_image(FOOD_IMAGES / "1f35c.webp").expand(1, -1, -1, -1)
     questions = ["图中的菜是什么？", "What food is this? Answer in one word."]
     pixels = torch.cat([dumpling_pixels, wide])
     batch = model.batch_chat(tokenizer, pixels, questions, GREEDY, num_patches_list=[1, 1])
-    singles = [model.chat(tokenizer, dumpling_pixels, questions[0], GREEDY), model.chat(tokenizer, wide, questions[1], GREEDY)]
+    singles = [
+        model.chat(tokenizer, dumpling_pixels, questions[0], GREEDY),
+        model.chat(tokenizer, wide, questions[1], GREEDY),
+    ]
     assert batch == singles
 
 
@@ -134,7 +170,9 @@ def test_kv_cache_decoding_matches_a_full_forward(tiny):
         cache = prefix.past_key_values
         steps = [prefix.logits]
         for t in range(8, 12):
-            out = llm(input_ids=ids[:, t : t + 1], attention_mask=mask[:, : t + 1], past_key_values=cache, use_cache=True)
+            out = llm(
+                input_ids=ids[:, t : t + 1], attention_mask=mask[:, : t + 1], past_key_values=cache, use_cache=True
+            )
             cache = out.past_key_values
             steps.append(out.logits)
     incremental = torch.cat(steps, dim=1)
@@ -166,7 +204,11 @@ def test_loss_falls_over_a_few_steps(tiny_path, dumpling_pixels):
 
     model, tokenizer = load_internvl(tiny_path, "cpu", torch.float32)
     model.train()
-    text = "<|im_start|>user\n<img>" + "<IMG_CONTEXT>" * 256 + "</img>\n图中的菜是什么？<|im_end|><|im_start|>assistant\n饺子<|im_end|>"
+    text = (
+        "<|im_start|>user\n<img>"
+        + "<IMG_CONTEXT>" * 256
+        + "</img>\n图中的菜是什么？<|im_end|><|im_start|>assistant\n饺子<|im_end|>"
+    )
     ids = tokenizer(text, return_tensors="pt").input_ids
     labels = ids.clone()
     labels[:, : ids.shape[1] - 4] = -100  # learn the answer only, as XTuner does
@@ -224,8 +266,14 @@ assert isinstance(answer, str)
 assert not any(name.startswith("course_lib") for name in sys.modules), "course_lib was imported"
 print(type(model).__module__)
 """
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                            env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().startswith("transformers_modules.")
 
@@ -246,7 +294,11 @@ def test_a_checkpoint_without_its_code_or_with_a_dotted_name_is_refused_before_t
 
 
 def _training_batch(tokenizer):
-    text = "<|im_start|>user\n<img>" + "<IMG_CONTEXT>" * 256 + "</img>\n图中的菜是什么？<|im_end|><|im_start|>assistant\n饺子<|im_end|>"
+    text = (
+        "<|im_start|>user\n<img>"
+        + "<IMG_CONTEXT>" * 256
+        + "</img>\n图中的菜是什么？<|im_end|><|im_start|>assistant\n饺子<|im_end|>"
+    )
     ids = tokenizer(text, return_tensors="pt").input_ids
     labels = ids.clone()
     labels[:, : ids.shape[1] - 4] = -100

@@ -1,4 +1,5 @@
 """The tiny tokenizer: offline, byte-level (no unknown characters), InternVL2's special tokens, chat template."""
+
 import pytest
 
 from course_lib.tiny_internvl2.corpus import DISHES
@@ -19,7 +20,9 @@ def test_special_tokens_are_single_tokens(tokenizer):
     assert tokenizer("hi").input_ids[0] == tokenizer.bos_token_id
 
 
-@pytest.mark.parametrize("text", ["锅包肉", "肠粉", "螺蛳粉很好吃😀", "Peking duck, 北京烤鸭!", "x\n\ty  z", "ḁ̷̜̓ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢"])
+@pytest.mark.parametrize(
+    "text", ["锅包肉", "肠粉", "螺蛳粉很好吃😀", "Peking duck, 北京烤鸭!", "x\n\ty  z", "ḁ̷̜̓ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢"]
+)
 def test_any_text_round_trips(tokenizer, text):
     assert tokenizer.decode(tokenizer(text).input_ids, skip_special_tokens=True) == text
 
@@ -44,7 +47,10 @@ def test_chat_template_renders_the_chat_prompt(tiny):
     template.append_message(template.roles[0], "确定吗？")
     template.append_message(template.roles[1], None)
     from_chat = tokenizer(template.get_prompt()).input_ids
-    messages = [{"role": "user", "content": "图中的菜是什么？"}, {"role": "assistant", "content": "饺子"},
-                {"role": "user", "content": "确定吗？"}]
+    messages = [
+        {"role": "user", "content": "图中的菜是什么？"},
+        {"role": "assistant", "content": "饺子"},
+        {"role": "user", "content": "确定吗？"},
+    ]
     from_template = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
     assert from_template == from_chat

@@ -1,4 +1,5 @@
 """Bad training and evaluation data is caught before training, with the file, the record and the field named."""
+
 import json
 
 import pytest
@@ -8,8 +9,13 @@ from course_lib.vqa_data import DataError, load_eval_records, validate_xtuner_re
 
 
 def _good(image="dish.jpg", rid=None):
-    record = {"image": image, "conversations": [
-        {"from": "human", "value": "<image>\n图中的菜是什么？"}, {"from": "gpt", "value": "图中的菜是饺子。"}]}
+    record = {
+        "image": image,
+        "conversations": [
+            {"from": "human", "value": "<image>\n图中的菜是什么？"},
+            {"from": "gpt", "value": "图中的菜是饺子。"},
+        ],
+    }
     if rid:
         record["id"] = rid
     return record
@@ -47,8 +53,10 @@ def test_missing_image(folder):
 
 
 def test_missing_fields(folder):
-    records = [{"image": "dish.jpg"}, {"image": "dish.jpg", "conversations": [{"value": "<image>\nhi"},
-                                                                             {"from": "gpt"}]}]
+    records = [
+        {"image": "dish.jpg"},
+        {"image": "dish.jpg", "conversations": [{"value": "<image>\nhi"}, {"from": "gpt"}]},
+    ]
     message = _error(_write(folder, records), folder)
     assert "record 0: field 'conversations' is missing" in message
     assert "record 1: field 'conversations[0].from' is missing" in message
@@ -115,10 +123,19 @@ def test_missing_file_and_folder(folder):
 
 
 def _eval(**changes):
-    record = {"id": "test-new-dumplings-000-mc-zh", "image": "dish.jpg", "dish": "dumplings", "group": "new",
-              "split": "test", "kind": "mc", "lang": "zh",
-              "question": "图中的菜是什么？\nA. 饺子\nB. 月饼\nC. 奶茶\nD. 火锅",
-              "choices": ["饺子", "月饼", "奶茶", "火锅"], "answer": "A", "answer_text": "饺子"}
+    record = {
+        "id": "test-new-dumplings-000-mc-zh",
+        "image": "dish.jpg",
+        "dish": "dumplings",
+        "group": "new",
+        "split": "test",
+        "kind": "mc",
+        "lang": "zh",
+        "question": "图中的菜是什么？\nA. 饺子\nB. 月饼\nC. 奶茶\nD. 火锅",
+        "choices": ["饺子", "月饼", "奶茶", "火锅"],
+        "answer": "A",
+        "answer_text": "饺子",
+    }
     record.update(changes)
     return {k: v for k, v in record.items() if v is not None}
 
@@ -126,19 +143,31 @@ def _eval(**changes):
 def test_eval_records(folder):
     good = [_eval(), _eval(id="open-1", kind="open", choices=None, answer="dumplings")]
     assert load_eval_records(_write(folder, good, "eval.json"), image_folder=folder) == good
-    bad = [_eval(answer="E"), _eval(id="b", answer_text="月饼"), _eval(id="c", choices=["饺子"]),
-           _eval(id="d", lang="fr"), _eval(id="e", kind=None),
-           _eval(id="f", question="<image>\nhi", kind="open", choices=None), _eval(), _eval(id="g", image="gone.jpg")]
+    bad = [
+        _eval(answer="E"),
+        _eval(id="b", answer_text="月饼"),
+        _eval(id="c", choices=["饺子"]),
+        _eval(id="d", lang="fr"),
+        _eval(id="e", kind=None),
+        _eval(id="f", question="<image>\nhi", kind="open", choices=None),
+        _eval(),
+        _eval(id="g", image="gone.jpg"),
+    ]
     path = _write(folder, bad, "eval.json")
     with pytest.raises(DataError) as caught:
         load_eval_records(path, image_folder=folder)
     problems = caught.value.problems
     assert str(path) in str(caught.value)
-    expected = ["record 0 (id 'test-new-dumplings-000-mc-zh'): field 'answer' is 'E'",
-                "record 1 (id 'b'): field 'answer_text'", "record 2 (id 'c'): field 'choices'",
-                "record 3 (id 'd'): field 'lang'", "record 4 (id 'e'): field 'kind' is missing",
-                "record 5 (id 'f'): field 'question' contains <image>", "record 6 (id 'test-new-dumplings-000-mc-zh'): "
-                "field 'id' repeats record 0", "record 7 (id 'g'): field 'image'"]
+    expected = [
+        "record 0 (id 'test-new-dumplings-000-mc-zh'): field 'answer' is 'E'",
+        "record 1 (id 'b'): field 'answer_text'",
+        "record 2 (id 'c'): field 'choices'",
+        "record 3 (id 'd'): field 'lang'",
+        "record 4 (id 'e'): field 'kind' is missing",
+        "record 5 (id 'f'): field 'question' contains <image>",
+        "record 6 (id 'test-new-dumplings-000-mc-zh'): field 'id' repeats record 0",
+        "record 7 (id 'g'): field 'image'",
+    ]
     assert len(problems) == len(expected)
     for problem, start in zip(problems, expected):
         assert problem.startswith(start), problem
@@ -146,16 +175,21 @@ def test_eval_records(folder):
 
 def test_a_gpt_turn_before_the_human_turn_is_refused(folder):
     """XTuner drops a leading gpt turn and the sample trains on nothing (a real run had loss nan throughout)."""
-    record = {"image": "dish.jpg", "conversations": [{"from": "gpt", "value": "饺子"},
-                                                     {"from": "human", "value": "<image>\n这是什么？"}]}
+    record = {
+        "image": "dish.jpg",
+        "conversations": [{"from": "gpt", "value": "饺子"}, {"from": "human", "value": "<image>\n这是什么？"}],
+    }
     message = _error(_write(folder, [_good(), record]), folder)
     assert "record 1: field 'conversations[0].from' is 'gpt', but turns must alternate human, gpt" in message
 
 
 def test_a_lone_surrogate_is_refused_with_its_field(folder):
     path = folder / "data.json"
-    path.write_text('[{"image": "dish.jpg", "conversations": [{"from": "human", "value": "<image>\\n\\ud800?"}, '
-                    '{"from": "gpt", "value": "ok"}]}]', encoding="utf-8")
+    path.write_text(
+        '[{"image": "dish.jpg", "conversations": [{"from": "human", "value": "<image>\\n\\ud800?"}, '
+        '{"from": "gpt", "value": "ok"}]}]',
+        encoding="utf-8",
+    )
     message = _error(path, folder)
     assert "record 0: field 'conversations[0].value' holds a lone surrogate" in message
 
@@ -163,12 +197,16 @@ def test_a_lone_surrogate_is_refused_with_its_field(folder):
 def test_a_folder_where_a_picture_or_the_records_file_should_be_is_named_as_a_folder(folder):
     (folder / "photos").mkdir()
     message = _error(_write(folder, [_good("photos")]), folder)
-    assert (f"record 0: field 'image' names {folder / 'photos'}, which is a folder, not a picture file; check "
-            f"image_folder ({folder}) and the path, or drop the record") in message
+    assert (
+        f"record 0: field 'image' names {folder / 'photos'}, which is a folder, not a picture file; check "
+        f"image_folder ({folder}) and the path, or drop the record"
+    ) in message
     with pytest.raises(DataError) as caught:
         load_eval_records(_write(folder, [_eval(image="photos")], "eval.json"), image_folder=folder)
-    assert caught.value.problems == [f"record 0 (id 'test-new-dumplings-000-mc-zh'): field 'image' names "
-                                     f"{folder / 'photos'}, which is a folder, not a picture file; check the image folder"]
+    assert caught.value.problems == [
+        f"record 0 (id 'test-new-dumplings-000-mc-zh'): field 'image' names "
+        f"{folder / 'photos'}, which is a folder, not a picture file; check the image folder"
+    ]
     with pytest.raises(DataError) as caught:
         validate_xtuner_records(folder / "photos", folder)
     assert str(caught.value) == f"{folder / 'photos'} is a folder, not a JSON file; pass the records file inside it"
@@ -180,7 +218,9 @@ def test_a_byte_order_mark_is_named_not_blamed_on_a_comma(folder, name):
     path = folder / name
     text = json.dumps(_good() if name.endswith("l") else [_good()], ensure_ascii=False)
     path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
-    assert _error(path, folder) == (f"{path} starts with a UTF-8 byte-order mark (BOM; Windows Notepad and Excel add "
-                                    "one), which XTuner's json.load refuses; save it as UTF-8 without BOM")
+    assert _error(path, folder) == (
+        f"{path} starts with a UTF-8 byte-order mark (BOM; Windows Notepad and Excel add "
+        "one), which XTuner's json.load refuses; save it as UTF-8 without BOM"
+    )
     with pytest.raises(json.JSONDecodeError, match="BOM"):  # what XTuner's loader would do with it
         json.load(open(path, encoding="utf-8"))

@@ -1,10 +1,10 @@
 """XTuner 0.2.0's InternVL code loads and trains the tiny checkpoint as it does InternVL2-2B."""
+
 import json
 
 import pytest
 import torch
 import torch.distributed as dist
-
 from conftest import FOOD_IMAGES
 
 
@@ -24,11 +24,22 @@ def single_process_group(tmp_path_factory):
 def food_records(tmp_path_factory):
     folder = tmp_path_factory.mktemp("vqa")
     records = [
-        {"image": "1f95f.webp", "conversations": [
-            {"from": "human", "value": "图中的菜是什么？\n<image>"}, {"from": "gpt", "value": "饺子"}]},
-        {"image": "1f35c.webp", "conversations": [
-            {"from": "human", "value": "<image>\nWhat food is this?"}, {"from": "gpt", "value": "ramen noodles"},
-            {"from": "human", "value": "中文叫什么？"}, {"from": "gpt", "value": "拉面"}]},
+        {
+            "image": "1f95f.webp",
+            "conversations": [
+                {"from": "human", "value": "图中的菜是什么？\n<image>"},
+                {"from": "gpt", "value": "饺子"},
+            ],
+        },
+        {
+            "image": "1f35c.webp",
+            "conversations": [
+                {"from": "human", "value": "<image>\nWhat food is this?"},
+                {"from": "gpt", "value": "ramen noodles"},
+                {"from": "human", "value": "中文叫什么？"},
+                {"from": "gpt", "value": "拉面"},
+            ],
+        },
     ]
     (folder / "data.json").write_text(json.dumps(records, ensure_ascii=False))
     return folder / "data.json", FOOD_IMAGES
@@ -41,8 +52,11 @@ def _dataset(tiny_path, food_records):
 
     data_path, image_folder = food_records
     return InternVL_V1_5_Dataset(
-        model_path=str(tiny_path), template=ConfigDict(PROMPT_TEMPLATE.internlm2_chat),
-        data_paths=str(data_path), image_folders=str(image_folder), max_length=8192,
+        model_path=str(tiny_path),
+        template=ConfigDict(PROMPT_TEMPLATE.internlm2_chat),
+        data_paths=str(data_path),
+        image_folders=str(image_folder),
+        max_length=8192,
     )
 
 
@@ -57,7 +71,7 @@ def test_dataset_expands_image_tokens_and_labels_only_answers(tiny_path, food_re
         assert item["input_ids"].count(context) == tiles * 256
         assert item["input_ids"][0] == tokenizer.bos_token_id
     item = dataset[1]
-    labelled = tokenizer.decode([t for t, l in zip(item["input_ids"], item["labels"]) if l != -100])
+    labelled = tokenizer.decode([t for t, label in zip(item["input_ids"], item["labels"]) if label != -100])
     assert labelled == "ramen noodles<|im_end|>拉面<|im_end|>"
     prompt = tokenizer.decode([t for t in item["input_ids"] if t != context])
     assert prompt.startswith("<s><|im_start|>system\nYou are an AI assistant")
@@ -70,8 +84,12 @@ def test_internvl_v1_5_wrapper_loads_and_lora_trains(tiny_path, food_records, si
     from xtuner.model import InternVL_V1_5
 
     model = InternVL_V1_5(
-        model_path=str(tiny_path), freeze_llm=True, freeze_visual_encoder=True,
-        llm_lora=dict(type=LoraConfig, r=8, lora_alpha=16, lora_dropout=0.0, target_modules=None, task_type="CAUSAL_LM"),
+        model_path=str(tiny_path),
+        freeze_llm=True,
+        freeze_visual_encoder=True,
+        llm_lora=dict(
+            type=LoraConfig, r=8, lora_alpha=16, lora_dropout=0.0, target_modules=None, task_type="CAUSAL_LM"
+        ),
     )
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in name or ".mlp1." in name for name in trainable)

@@ -3,6 +3,7 @@
 Field names and meanings follow InternVL2's config.json so that tools written for the real checkpoint
 (XTuner's InternVL_V1_5 dataset and model, LMDeploy) read this one the same way.
 """
+
 from transformers.configuration_utils import PretrainedConfig
 
 from .configuration_intern_vit import InternVisionConfig

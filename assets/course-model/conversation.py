@@ -7,6 +7,7 @@ Only the templates this model family needs are registered. The "internlm2-chat" 
 (turns joined with no newline after <|im_end|>), which is also the layout XTuner's internlm2_chat
 template trains on.
 """
+
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
 

@@ -5,6 +5,7 @@ layers with layer scale -> (B, 1025, C). There is no final norm: InternVL reads 
 (or the layer named by select_layer) and drops the CLS token itself. Parameter names match InternViT
 (embeddings.patch_embedding, encoder.layers.N.attn.qkv, .ls1, .mlp.fc1, ...).
 """
+
 from typing import Optional
 
 import torch

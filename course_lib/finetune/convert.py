@@ -9,6 +9,7 @@ result is loaded and asked a question before it is moved into place. An existing
 overwrite=True and only when it is an earlier conversion; the run folder, the base model and any folder that
 holds a run or a checkpoint are refused whatever the flags.
 """
+
 import json
 import shutil
 import subprocess
@@ -38,19 +39,29 @@ def convert_command(config: Path, checkpoint: Path, out_dir: Path, python: str =
     return [str(python), str(convert_script()), str(config), str(checkpoint), str(out_dir)]
 
 
-def convert_checkpoint(run: TrainRun, out_dir: Path, checkpoint: Optional[Path] = None, overwrite: bool = False,
-                       check_image=None, log=print) -> Path:
+def convert_checkpoint(
+    run: TrainRun,
+    out_dir: Path,
+    checkpoint: Optional[Path] = None,
+    overwrite: bool = False,
+    check_image=None,
+    log=print,
+) -> Path:
     """Merge the run's LoRA checkpoint (default: its final one) into a full checkpoint folder at out_dir."""
     out_dir = Path(out_dir)
     if "." in out_dir.name:
-        raise ValueError(f"{out_dir.name!r}: transformers cannot load remote code from a folder whose name has a dot; "
-                         "use letters, digits, '-' and '_'")
+        raise ValueError(
+            f"{out_dir.name!r}: transformers cannot load remote code from a folder whose name has a dot; "
+            "use letters, digits, '-' and '_'"
+        )
     _refuse_to_touch(run, out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already exists; choose another folder or pass overwrite=True to replace it")
     if out_dir.exists() and not (out_dir / "conversion.json").is_file():
-        raise FileExistsError(f"{out_dir} exists and is not an earlier conversion (no conversion.json): overwrite=True "
-                              "replaces only a folder this function wrote; choose a new folder")
+        raise FileExistsError(
+            f"{out_dir} exists and is not an earlier conversion (no conversion.json): overwrite=True "
+            "replaces only a folder this function wrote; choose a new folder"
+        )
     checkpoint = Path(checkpoint or run.final_checkpoint() or "")
     if not checkpoint.is_file():
         raise FileNotFoundError(f"no checkpoint to convert in {run.work_dir} (train the run to the end first)")
@@ -62,17 +73,29 @@ def convert_checkpoint(run: TrainRun, out_dir: Path, checkpoint: Optional[Path] 
         command = convert_command(run.config, checkpoint, staging)
         result = subprocess.run(command, env=training_env(run), capture_output=True, text=True)
         if not (staging / "config.json").is_file() or not any(staging.glob("*.safetensors")):
-            raise ConversionFailed(f"convert_to_official.py wrote no weights (exit {result.returncode}):\n"
-                                   + (result.stdout + result.stderr)[-3000:])
+            raise ConversionFailed(
+                f"convert_to_official.py wrote no weights (exit {result.returncode}):\n"
+                + (result.stdout + result.stderr)[-3000:]
+            )
         copied = copy_remote_code(base, staging)
         log(f"Copied the remote code the conversion leaves out: {', '.join(copied) or 'none needed'}")
         _check_tokenizer(base, staging)
         system_message = _record_system_message(run, staging, log)
         answer = _check_loads_and_answers(staging, check_image)
-        (staging / "conversion.json").write_text(json.dumps({
-            "base_model": str(base), "run": str(run.work_dir), "checkpoint": str(checkpoint), "check_answer": answer,
-            "system_message": system_message,
-        }, indent=2, ensure_ascii=False) + "\n")
+        (staging / "conversion.json").write_text(
+            json.dumps(
+                {
+                    "base_model": str(base),
+                    "run": str(run.work_dir),
+                    "checkpoint": str(checkpoint),
+                    "check_answer": answer,
+                    "system_message": system_message,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
         if out_dir.exists():  # overwrite=True: replace only now that the new folder is known to work
             shutil.rmtree(out_dir)
         staging.rename(out_dir)
@@ -92,14 +115,18 @@ def _refuse_to_touch(run: TrainRun, out_dir: Path) -> None:
     for what, folder in protected.items():
         folder = Path(folder).resolve()
         if target == folder or folder in target.parents or target in folder.parents:
-            raise ValueError(f"{out_dir} is {what} ({folder}) or inside or around it; converting there would "
-                             "overwrite it: choose a new folder, e.g. course_lib.finetune.food.converted_dir(run)")
+            raise ValueError(
+                f"{out_dir} is {what} ({folder}) or inside or around it; converting there would "
+                "overwrite it: choose a new folder, e.g. course_lib.finetune.food.converted_dir(run)"
+            )
     if target.is_dir() and not (target / "conversion.json").is_file():
         found = [p for p in ("run.json", "config.json", "last_checkpoint") if (target / p).exists()]
         found += [p.name for p in target.glob("iter_*.pth")][:1]
         if found:
-            raise ValueError(f"{out_dir} holds a training run or a checkpoint ({', '.join(found)}); converting "
-                             "there would overwrite it: choose a new folder")
+            raise ValueError(
+                f"{out_dir} holds a training run or a checkpoint ({', '.join(found)}); converting "
+                "there would overwrite it: choose a new folder"
+            )
 
 
 def _record_system_message(run: TrainRun, converted: Path, log) -> Optional[str]:

@@ -16,6 +16,7 @@ and decode). Two things it cannot see depend on the run itself, and new_run chec
   check_tokens builds the run's own XTuner dataset from the run's config and asks it how each record comes
   out, so the check cannot drift from what training does.
 """
+
 import copy
 import json
 import os
@@ -89,21 +90,28 @@ def check_tokens(config_file: Path) -> TokenCheck:
         if image is not None:
             with Image.open(os.path.join(folder, image)) as picture:  # the size XTuner tiles (no EXIF turn)
                 size = picture.size
-            tiles = plan_tiles(*size, dataset.min_dynamic_patch, dataset.max_dynamic_patch, dataset.image_size,
-                               dataset.use_thumbnail).tiles
+            tiles = plan_tiles(
+                *size, dataset.min_dynamic_patch, dataset.max_dynamic_patch, dataset.image_size, dataset.use_thumbnail
+            ).tiles
             image_tokens = tiles * dataset.patch_token
             token_str = dataset.IMG_START_TOKEN + dataset.IMG_CONTEXT_TOKEN * image_tokens + dataset.IMG_END_TOKEN
         tokens = dataset.get_inputid_labels(copy.deepcopy(record["conversations"]), token_str)
         where = describe_record(index, record)
         if not any(label != IGNORE_INDEX for label in tokens["labels"]):
-            problems.append(f"{where}: after cutting to max_length = {max_length} tokens no answer token is left to "
-                            "learn from (the image and the questions fill it); shorten the question, use a smaller "
-                            "picture (fewer tiles) or raise max_length")
+            problems.append(
+                f"{where}: after cutting to max_length = {max_length} tokens no answer token is left to "
+                "learn from (the image and the questions fill it); shorten the question, use a smaller "
+                "picture (fewer tiles) or raise max_length"
+            )
         elif image_tokens and tokens["input_ids"].count(context_id) != image_tokens:
-            problems.append(f"{where}: its {image_tokens} image tokens do not fit in max_length = {max_length} "
-                            "(text before the <image> tag pushes them past the cut), so it would train without "
-                            "its picture; put <image> at the start of the first question or shorten the text")
-    raise_if_any(Path(config.data_path), problems,
-                 f"{len(dataset.data)} records under this run's tokenizer, chat template and max_length")
+            problems.append(
+                f"{where}: its {image_tokens} image tokens do not fit in max_length = {max_length} "
+                "(text before the <image> tag pushes them past the cut), so it would train without "
+                "its picture; put <image> at the start of the first question or shorten the text"
+            )
+    raise_if_any(
+        Path(config.data_path),
+        problems,
+        f"{len(dataset.data)} records under this run's tokenizer, chat template and max_length",
+    )
     return TokenCheck(len(dataset.data), dataset._system)
-

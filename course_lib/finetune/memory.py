@@ -7,6 +7,7 @@ variance). ZeRO-1 splits the optimizer state over N GPUs, ZeRO-2 the gradients t
 Activations come on top: they grow with batch size x sequence length, which is why batch size is the knob
 when memory runs out (with gradient accumulation to keep the effective batch).
 """
+
 from typing import Dict
 
 from .. import internvl2_2b
@@ -16,11 +17,18 @@ GB = 1e9
 WEIGHT_BYTES, GRADIENT_BYTES, OPTIMIZER_BYTES = 2, 2, 12
 
 
-def lora_parameters(r: int, layers: int, hidden: int, intermediate: int, heads: int, kv_heads: int, head_dim: int) -> int:
+def lora_parameters(
+    r: int, layers: int, hidden: int, intermediate: int, heads: int, kv_heads: int, head_dim: int
+) -> int:
     """LoRA's trainable parameters on InternLM2's wqkv, wo, w1, w2, w3: r x (in + out) for each Linear(in, out)."""
     qkv = (heads + 2 * kv_heads) * head_dim
-    shapes = [(hidden, qkv), (heads * head_dim, hidden), (hidden, intermediate), (intermediate, hidden),
-              (hidden, intermediate)]
+    shapes = [
+        (hidden, qkv),
+        (heads * head_dim, hidden),
+        (hidden, intermediate),
+        (intermediate, hidden),
+        (hidden, intermediate),
+    ]
     return layers * sum(r * (fan_in + fan_out) for fan_in, fan_out in shapes)
 
 
@@ -43,10 +51,12 @@ def internvl2_2b_setups(r: int = 128) -> Dict[str, Dict[str, float]]:
     mlp1 = meta_count(internvl_mlp1, internvl2_2b.VISION["hidden"], llm["hidden"], internvl2_2b.DOWNSAMPLE_RATIO)
     lora = lora_parameters(r, **llm) + mlp1
     full = internvl2_2b.PARAMETERS
-    return {"full fine-tune, 1 GPU": zero_memory(full, full),
-            "full fine-tune, 2 GPUs, ZeRO-2": zero_memory(full, full, gpus=2, stage=2),
-            "full fine-tune, 2 GPUs, ZeRO-3": zero_memory(full, full, gpus=2, stage=3),
-            f"LoRA r={r} + mlp1, 1 GPU": zero_memory(full, lora)}
+    return {
+        "full fine-tune, 1 GPU": zero_memory(full, full),
+        "full fine-tune, 2 GPUs, ZeRO-2": zero_memory(full, full, gpus=2, stage=2),
+        "full fine-tune, 2 GPUs, ZeRO-3": zero_memory(full, full, gpus=2, stage=3),
+        f"LoRA r={r} + mlp1, 1 GPU": zero_memory(full, lora),
+    }
 
 
 def plot_memory(setups: Dict[str, Dict[str, float]] = None, title: str = "GPU memory before activations"):

@@ -7,6 +7,7 @@ and resume after an interruption.
 * Interrupted (Ctrl-C, a closed laptop, a killed kernel)? Call train(run) again: it resumes from the last
   saved checkpoint (mmengine's load_from + resume), with the same config and data, and appends to the same log.
 """
+
 import json
 import math
 import os
@@ -75,7 +76,7 @@ class TrainRun:
         """(iteration, iter_N.pth) of every checkpoint still in the run folder, oldest first."""
         found = []
         for path in self.work_dir.glob("iter_*.pth"):
-            number = path.stem[len("iter_"):]
+            number = path.stem[len("iter_") :]
             if number.isdigit():
                 found.append((int(number), path))
         return sorted(found)
@@ -85,8 +86,15 @@ class TrainRun:
         return self.info().get("status") == "finished" and self.final_checkpoint() is not None
 
 
-def new_run(name: str, profile: str, model_path: Path, train_json: Path, image_folder: Path,
-            runs_root: Path, acknowledge_foodieqa_licence: bool = False) -> TrainRun:
+def new_run(
+    name: str,
+    profile: str,
+    model_path: Path,
+    train_json: Path,
+    image_folder: Path,
+    runs_root: Path,
+    acknowledge_foodieqa_licence: bool = False,
+) -> TrainRun:
     """Create runs_root/<name>-NNN with a copy of the config and the paths it trains on.
 
     Every run the kit starts is made here, so this is where FoodieQA's licence (evaluation only) is enforced:
@@ -100,13 +108,20 @@ def new_run(name: str, profile: str, model_path: Path, train_json: Path, image_f
     from course_lib.vqa_data import validate_xtuner_records
 
     if profile not in PROFILES:
-        raise ValueError(f"profile {profile!r} is not an XTuner config profile of the kit; use one of {sorted(PROFILES)}")
+        raise ValueError(
+            f"profile {profile!r} is not an XTuner config profile of the kit; use one of {sorted(PROFILES)}"
+        )
 
     if not RUN_NAME.fullmatch(str(name)):
-        raise ValueError(f"run name {name!r}: use letters, digits, '-' and '_' (it names a folder inside {runs_root}; "
-                         "no '/', '..' or dots)")
-    for required, what in ((Path(model_path) / "config.json", "model checkpoint"), (Path(train_json), "training data"),
-                           (Path(image_folder), "image folder")):
+        raise ValueError(
+            f"run name {name!r}: use letters, digits, '-' and '_' (it names a folder inside {runs_root}; "
+            "no '/', '..' or dots)"
+        )
+    for required, what in (
+        (Path(model_path) / "config.json", "model checkpoint"),
+        (Path(train_json), "training data"),
+        (Path(image_folder), "image folder"),
+    ):
         if not required.exists():
             raise FileNotFoundError(f"{what} {required} does not exist")
     check_training_allowed(image_folder, acknowledge_foodieqa_licence)
@@ -123,23 +138,40 @@ def new_run(name: str, profile: str, model_path: Path, train_json: Path, image_f
         except FileExistsError:
             number += 1
     run = TrainRun(work_dir)
-    paths = {"model_path": str(Path(model_path).resolve()), "train_json": str(Path(train_json).resolve()),
-             "image_folder": str(Path(image_folder).resolve())}
+    paths = {
+        "model_path": str(Path(model_path).resolve()),
+        "train_json": str(Path(train_json).resolve()),
+        "image_folder": str(Path(image_folder).resolve()),
+    }
     try:  # the folder holds nothing but what this call writes: on a refusal it goes again
         trained_on, normalised = normalise_images(records, Path(image_folder), work_dir)
         data = {"trained_on": str(trained_on)} if trained_on else {}
         run.config.parent.mkdir()
-        run.config.write_text(render(profile, **{**paths, "train_json": data.get("trained_on", paths["train_json"])}),
-                              encoding="utf-8")
+        run.config.write_text(
+            render(profile, **{**paths, "train_json": data.get("trained_on", paths["train_json"])}), encoding="utf-8"
+        )
         checked = check_tokens(run.config)
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
         raise
-    run.info_file.write_text(json.dumps({
-        "name": name, "profile": profile, "status": "created", "created": time.strftime("%Y-%m-%d %H:%M:%S"), **paths,
-        **data, "normalised_images": normalised, "system_message": checked.system_message,
-        "foodieqa_licence_acknowledged": bool(acknowledge_foodieqa_licence),
-    }, indent=2, ensure_ascii=False) + "\n")
+    run.info_file.write_text(
+        json.dumps(
+            {
+                "name": name,
+                "profile": profile,
+                "status": "created",
+                "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                **paths,
+                **data,
+                "normalised_images": normalised,
+                "system_message": checked.system_message,
+                "foodieqa_licence_acknowledged": bool(acknowledge_foodieqa_licence),
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
     return run
 
 
@@ -176,8 +208,13 @@ def set_resume(config: Path, checkpoint: Optional[Path]) -> None:
     assignment"). mmengine resumes by itself from `load_from` when `resume = True`.
     """
     text = config.read_text(encoding="utf-8")
-    text = re.sub(r"^load_from = .*$", f'load_from = "{checkpoint}"' if checkpoint else "load_from = None", text,
-                  count=1, flags=re.M)
+    text = re.sub(
+        r"^load_from = .*$",
+        f'load_from = "{checkpoint}"' if checkpoint else "load_from = None",
+        text,
+        count=1,
+        flags=re.M,
+    )
     text = re.sub(r"^resume = .*$", f"resume = {checkpoint is not None}", text, count=1, flags=re.M)
     config.write_text(text, encoding="utf-8")
 
@@ -203,8 +240,14 @@ def training_env(run: TrainRun, extra: Optional[Dict[str, str]] = None) -> dict:
     return env
 
 
-def train(run: TrainRun, progress: bool = True, deepspeed: Optional[str] = None, nproc_per_node: int = 1,
-          on_line: Optional[Callable[[str], None]] = None, stop_after_iters: Optional[int] = None) -> Path:
+def train(
+    run: TrainRun,
+    progress: bool = True,
+    deepspeed: Optional[str] = None,
+    nproc_per_node: int = 1,
+    on_line: Optional[Callable[[str], None]] = None,
+    stop_after_iters: Optional[int] = None,
+) -> Path:
     """Train (or resume) the run until its final checkpoint; returns that checkpoint.
 
     stop_after_iters interrupts the run once that iteration is logged and a checkpoint exists (the lesson
@@ -221,10 +264,19 @@ def train(run: TrainRun, progress: bool = True, deepspeed: Optional[str] = None,
     tail = []
     stopped_early, bad_loss = False, None
     with open(run.log_file, "a", encoding="utf-8") as log:
-        log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} xtuner train"
-                  f"{' (resuming from ' + resume_from.name + ')' if resume_from else ''} =====\n")
-        process = subprocess.Popen(xtuner_command(run, deepspeed), env=env, cwd=run.work_dir,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        log.write(
+            f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} xtuner train"
+            f"{' (resuming from ' + resume_from.name + ')' if resume_from else ''} =====\n"
+        )
+        process = subprocess.Popen(
+            xtuner_command(run, deepspeed),
+            env=env,
+            cwd=run.work_dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         try:
             for line in process.stdout:
                 log.write(line)
@@ -262,14 +314,17 @@ def train(run: TrainRun, progress: bool = True, deepspeed: Optional[str] = None,
                 bar.close()
     if stopped_early:
         run.update(status="interrupted")
-        raise KeyboardInterrupt(f"stopped after iteration {stop_after_iters} as asked; train(run) resumes from "
-                                f"{run.latest_checkpoint().name}")
+        raise KeyboardInterrupt(
+            f"stopped after iteration {stop_after_iters} as asked; train(run) resumes from "
+            f"{run.latest_checkpoint().name}"
+        )
     if bad_loss:
         run.update(status="failed", failure=f"loss {bad_loss[1]} at iteration {bad_loss[0]}")
         raise TrainingFailed(
             f"the loss is {bad_loss[1]} at iteration {bad_loss[0]}: the run learns nothing, so it was stopped. Usual "
             f"causes: samples with no trained tokens (answers cut off by max_length, a gpt turn before the human "
-            f"one), a learning rate far too high. Log: {run.log_file}")
+            f"one), a learning rate far too high. Log: {run.log_file}"
+        )
     final = run.final_checkpoint()
     crashed = any("Traceback (most recent call last)" in line or "Error" in line.split(":")[0] for line in tail)
     if final is None or crashed:
@@ -296,9 +351,11 @@ def _check_hardware(run: TrainRun) -> None:
 
     profile = run.info()["profile"]
     if PROFILES[profile]["optim_wrapper"] == "AmpOptimWrapper" and not torch.cuda.is_available():
-        raise TrainingFailed(f"{run.work_dir.name} uses the {profile!r} recipe, which trains with AMP (fp16 loss scaling) "
-                             "and needs a CUDA GPU; torch sees none here. Train in tiny mode (COURSE_MODE=tiny) on this "
-                             "machine, or on a GPU machine")
+        raise TrainingFailed(
+            f"{run.work_dir.name} uses the {profile!r} recipe, which trains with AMP (fp16 loss scaling) "
+            "and needs a CUDA GPU; torch sees none here. Train in tiny mode (COURSE_MODE=tiny) on this "
+            "machine, or on a GPU machine"
+        )
 
 
 def checkpoint_table(run: TrainRun) -> List[Tuple[int, str, Optional[float]]]:

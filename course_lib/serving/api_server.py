@@ -11,6 +11,7 @@ template, checkpoints.chat_template_fields) with the serving environment's `lmde
 `/v1/models` answers; keeps the log in a file under the cache dir; and on exit stops the whole process
 group (TERM, then KILL) so no worker is left behind.
 """
+
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -27,7 +29,7 @@ from typing import List, Optional, Sequence, Tuple
 import psutil
 
 from ..checkpoints import chat_template_fields
-from ..config import REPO_ROOT, cache_dir, cuda_available
+from ..config import REPO_ROOT, cuda_available
 
 SERVING_ENV = REPO_ROOT / ".venv-serving"
 
@@ -58,8 +60,10 @@ def api_server_status(has_cuda: Optional[bool] = None) -> Tuple[bool, str]:
     cli = lmdeploy_cli()
     has_cuda = cuda_available() if has_cuda is None else has_cuda
     if cli is None:
-        return False, ("no `lmdeploy` command: the serving environment .venv-serving is not built (`make serving-env` "
-                       "on a GPU machine) and LMDeploy is not installed here")
+        return False, (
+            "no `lmdeploy` command: the serving environment .venv-serving is not built (`make serving-env` "
+            "on a GPU machine) and LMDeploy is not installed here"
+        )
     if not has_cuda:
         return False, f"{cli} is there, but torch sees no CUDA GPU and LMDeploy 0.18 serves only on GPUs"
     return True, f"{cli} and a CUDA GPU are there"
@@ -71,10 +75,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def api_server_command(model_path, port: int, backend: str = "turbomind", host: str = "127.0.0.1",
-                       session_len: int = 8192, cache_max_entry_count: float = 0.8, tp: int = 1, quant_policy: int = 0,
-                       model_name: Optional[str] = None, lmdeploy="lmdeploy", chat_template=None,
-                       extra: Sequence[str] = ()) -> List[str]:
+def api_server_command(
+    model_path,
+    port: int,
+    backend: str = "turbomind",
+    host: str = "127.0.0.1",
+    session_len: int = 8192,
+    cache_max_entry_count: float = 0.8,
+    tp: int = 1,
+    quant_policy: int = 0,
+    model_name: Optional[str] = None,
+    lmdeploy="lmdeploy",
+    chat_template=None,
+    extra: Sequence[str] = (),
+) -> List[str]:
     """The command line, flag by flag (nothing runs). chat_template: a ChatTemplateConfig JSON file
     (`--chat-template`); ApiServer writes the checkpoint's own (checkpoints.chat_template_fields)."""
     if backend not in ("turbomind", "pytorch"):
@@ -83,9 +97,24 @@ def api_server_command(model_path, port: int, backend: str = "turbomind", host: 
         raise ValueError(f"cache_max_entry_count is a share of free GPU memory, in (0, 1]; got {cache_max_entry_count}")
     if quant_policy not in (0, 4, 8):
         raise ValueError(f"quant_policy is 0 (fp16/bf16 KV), 8 (int8) or 4 (int4); got {quant_policy}")
-    command = [str(lmdeploy), "serve", "api_server", str(model_path), "--backend", backend,
-               "--server-name", host, "--server-port", str(port), "--session-len", str(session_len),
-               "--cache-max-entry-count", str(cache_max_entry_count), "--tp", str(tp)]
+    command = [
+        str(lmdeploy),
+        "serve",
+        "api_server",
+        str(model_path),
+        "--backend",
+        backend,
+        "--server-name",
+        host,
+        "--server-port",
+        str(port),
+        "--session-len",
+        str(session_len),
+        "--cache-max-entry-count",
+        str(cache_max_entry_count),
+        "--tp",
+        str(tp),
+    ]
     if quant_policy:
         command += ["--quant-policy", str(quant_policy)]
     if model_name:
@@ -95,14 +124,31 @@ def api_server_command(model_path, port: int, backend: str = "turbomind", host: 
     return command + ["--trust-remote-code", *extra]
 
 
+def _work_folder(folder) -> Path:
+    """The folder given (created), or a new temporary one."""
+    if folder is None:
+        return Path(tempfile.mkdtemp(prefix="course-serving-"))
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return Path(folder)
+
+
 class ServerProcess:
     """A server command in its own process group: started, polled until `ready_path` answers, stopped whole."""
 
-    def __init__(self, command: Sequence[str], port: int, host: str = "127.0.0.1", ready_path: str = "/v1/models",
-                 log_path=None, env: Optional[dict] = None, startup_timeout: float = 900):
+    def __init__(
+        self,
+        command: Sequence[str],
+        port: int,
+        host: str = "127.0.0.1",
+        ready_path: str = "/v1/models",
+        log_path=None,
+        env: Optional[dict] = None,
+        startup_timeout: float = 900,
+    ):
         self.command = [str(part) for part in command]
         self.host, self.port, self.ready_path = host, port, ready_path
-        self.log_path = Path(log_path) if log_path else cache_dir() / "serving" / f"server-{port}.log"
+        # a log is kept where the caller says (the lessons: the setup's cache), else in a folder of its own
+        self.log_path = Path(log_path) if log_path else _work_folder(None) / f"server-{port}.log"
         self.env = env
         self.startup_timeout = startup_timeout
         self.process: Optional[subprocess.Popen] = None
@@ -136,21 +182,30 @@ class ServerProcess:
         with open(self.log_path, "w", encoding="utf-8") as log:
             log.write("$ " + " ".join(self.command) + "\n")
             log.flush()
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True, env=self.env)
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=self.env,
+            )
         deadline = time.monotonic() + self.startup_timeout
         while True:
             code = self.process.poll()
             if code is not None:
                 self.stop()
-                raise ServerStartError(f"the server exited with code {code} before answering; log {self.log_path}:\n"
-                                       + self.log_tail())
+                raise ServerStartError(
+                    f"the server exited with code {code} before answering; log {self.log_path}:\n" + self.log_tail()
+                )
             if self.answers():
                 return self
             if time.monotonic() > deadline:
                 self.stop()
-                raise ServerStartError(f"no answer from {self.base_url}{self.ready_path} after {self.startup_timeout:.0f} s; "
-                                       f"log {self.log_path}:\n" + self.log_tail())
+                raise ServerStartError(
+                    f"no answer from {self.base_url}{self.ready_path} after {self.startup_timeout:.0f} s; "
+                    f"log {self.log_path}:\n" + self.log_tail()
+                )
             time.sleep(0.5)
 
     def group_processes(self) -> List[psutil.Process]:
@@ -213,23 +268,52 @@ class ServerProcess:
 class ApiServer(ServerProcess):
     """`lmdeploy serve api_server` for a checkpoint, on 127.0.0.1 and a free port."""
 
-    def __init__(self, model_path, backend: str = "turbomind", port: Optional[int] = None, host: str = "127.0.0.1",
-                 session_len: int = 8192, cache_max_entry_count: float = 0.8, tp: int = 1, quant_policy: int = 0,
-                 model_name: Optional[str] = None, lmdeploy=None, extra: Sequence[str] = (), startup_timeout: float = 900):
+    def __init__(
+        self,
+        model_path,
+        backend: str = "turbomind",
+        port: Optional[int] = None,
+        host: str = "127.0.0.1",
+        session_len: int = 8192,
+        cache_max_entry_count: float = 0.8,
+        tp: int = 1,
+        quant_policy: int = 0,
+        model_name: Optional[str] = None,
+        lmdeploy=None,
+        extra: Sequence[str] = (),
+        startup_timeout: float = 900,
+        work_dir=None,
+    ):
+        """work_dir: where the server's log and chat-template file go (the lessons pass the setup's
+        cache/serving); a new temporary folder when not given."""
         lmdeploy = lmdeploy or lmdeploy_cli()
         if lmdeploy is None:
             raise ServerStartError(api_server_status()[1])
         port = port or free_port(host)
         self.model_name = model_name or Path(model_path).name
-        folder = cache_dir() / "serving"
+        folder = _work_folder(work_dir)
         self.chat_template = folder / f"chat-template-{port}.json"  # the checkpoint's own layout (see its docstring)
         folder.mkdir(parents=True, exist_ok=True)
-        self.chat_template.write_text(json.dumps(chat_template_fields(model_path), ensure_ascii=False, indent=2),
-                                      encoding="utf-8")
-        command = api_server_command(model_path, port, backend, host, session_len, cache_max_entry_count, tp,
-                                     quant_policy, self.model_name, lmdeploy, self.chat_template, extra)
-        super().__init__(command, port, host, "/v1/models", folder / f"api_server-{port}.log",
-                         startup_timeout=startup_timeout)
+        self.chat_template.write_text(
+            json.dumps(chat_template_fields(model_path), ensure_ascii=False, indent=2), encoding="utf-8"
+        )
+        command = api_server_command(
+            model_path,
+            port,
+            backend,
+            host,
+            session_len,
+            cache_max_entry_count,
+            tp,
+            quant_policy,
+            self.model_name,
+            lmdeploy,
+            self.chat_template,
+            extra,
+        )
+        super().__init__(
+            command, port, host, "/v1/models", folder / f"api_server-{port}.log", startup_timeout=startup_timeout
+        )
 
     def models(self) -> List[str]:
         return [model["id"] for model in self.get_json("/v1/models")["data"]]

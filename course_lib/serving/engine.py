@@ -10,6 +10,7 @@ Both backends build the same prompt from the same question, image and settings (
 the checkpoint's chat template, the image first as `<img>` + `<IMG_CONTEXT>` x (256 x tiles) + `</img>\\n`,
 both stop at the template's separator (`<|im_end|>`), and images are opened the same way (course_lib.tiling).
 """
+
 import dataclasses
 import importlib.util
 import sys
@@ -19,6 +20,7 @@ from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, Uni
 
 from PIL import Image
 
+from ..artefacts import lesson_model
 from ..tiling import open_rgb
 
 BACKENDS = ("auto", "transformers", "lmdeploy")
@@ -67,15 +69,25 @@ class GenerationSettings:
         """Keyword arguments for transformers' generate (and InternVL2's chat generation_config)."""
         config = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
         if self.do_sample:
-            config.update(top_p=self.top_p, top_k=self.top_k, temperature=self.temperature,
-                          repetition_penalty=self.repetition_penalty)
+            config.update(
+                top_p=self.top_p,
+                top_k=self.top_k,
+                temperature=self.temperature,
+                repetition_penalty=self.repetition_penalty,
+            )
         return config
 
     def lmdeploy_kwargs(self, stop_words: Sequence[str] = ()) -> dict:
         """Keyword arguments for lmdeploy.GenerationConfig (LMDeploy itself turns do_sample=False into top_k=1)."""
-        return dict(max_new_tokens=self.max_new_tokens, do_sample=self.do_sample, top_p=self.top_p, top_k=self.top_k,
-                    temperature=self.temperature, repetition_penalty=self.repetition_penalty,
-                    stop_words=list(stop_words) or None)
+        return dict(
+            max_new_tokens=self.max_new_tokens,
+            do_sample=self.do_sample,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            temperature=self.temperature,
+            repetition_penalty=self.repetition_penalty,
+            stop_words=list(stop_words) or None,
+        )
 
     def to_lmdeploy(self, stop_words: Sequence[str] = ()):
         from lmdeploy import GenerationConfig
@@ -173,8 +185,12 @@ def as_turns(prompts, max_tiles: Optional[int] = None) -> Tuple[List[Turn], bool
             turns.append(make_turn(item, None, max_tiles))
         elif isinstance(item, tuple) and len(item) == 2:
             question, image = item
-            if isinstance(image, str) and isinstance(question, str) and Path(question).is_file() \
-                    and not Path(image).is_file():
+            if (
+                isinstance(image, str)
+                and isinstance(question, str)
+                and Path(question).is_file()
+                and not Path(image).is_file()
+            ):
                 question, image = image, question  # (image file, question): LMDeploy also accepts this order
             elif question is not None and not isinstance(question, str):
                 question, image = image, question  # (PIL image, question)
@@ -192,8 +208,13 @@ class Engine:
 
     backend = ""
 
-    def __init__(self, model_path, settings: Optional[GenerationSettings] = None, max_tiles: Optional[int] = None,
-                 why: Sequence[str] = ()):
+    def __init__(
+        self,
+        model_path,
+        settings: Optional[GenerationSettings] = None,
+        max_tiles: Optional[int] = None,
+        why: Sequence[str] = (),
+    ):
         self.model_path = Path(model_path) if model_path is not None else None
         self.settings = settings or GenerationSettings()
         self.max_tiles = max_tiles
@@ -209,21 +230,29 @@ class Engine:
         return "\n".join(lines + [f"  - {reason}" for reason in self.why])
 
     # -- public API ------------------------------------------------------------------------------
-    def generate(self, prompts, settings: Optional[GenerationSettings] = None,
-                 max_tiles: Optional[int] = None) -> List[str]:
+    def generate(
+        self, prompts, settings: Optional[GenerationSettings] = None, max_tiles: Optional[int] = None
+    ) -> List[str]:
         """Independent single-turn prompts (one, or a list for a batch) -> one answer each, in order."""
         return [response.text for response in self.respond(prompts, settings, max_tiles)]
 
-    def respond(self, prompts, settings: Optional[GenerationSettings] = None,
-                max_tiles: Optional[int] = None) -> List[Response]:
+    def respond(
+        self, prompts, settings: Optional[GenerationSettings] = None, max_tiles: Optional[int] = None
+    ) -> List[Response]:
         """Like generate, with each answer's token count (for benchmarks)."""
         turns, _ = as_turns(prompts, max_tiles if max_tiles is not None else self.max_tiles)
         if not turns:
             return []
         return self._answer_batch(turns, settings or self.settings)
 
-    def chat(self, question: str, image: Optional[ImageLike] = None, session: Optional[Session] = None,
-             settings: Optional[GenerationSettings] = None, max_tiles: Optional[int] = None) -> Session:
+    def chat(
+        self,
+        question: str,
+        image: Optional[ImageLike] = None,
+        session: Optional[Session] = None,
+        settings: Optional[GenerationSettings] = None,
+        max_tiles: Optional[int] = None,
+    ) -> Session:
         """One turn of a conversation; returns the session (new if none was given) with the answer added."""
         session = session if session is not None else Session()
         turn = make_turn(question, image, max_tiles if max_tiles is not None else self.max_tiles)
@@ -231,8 +260,14 @@ class Engine:
         self._record(session, turn, text)
         return session
 
-    def stream(self, question: str, image: Optional[ImageLike] = None, session: Optional[Session] = None,
-               settings: Optional[GenerationSettings] = None, max_tiles: Optional[int] = None) -> Iterator[str]:
+    def stream(
+        self,
+        question: str,
+        image: Optional[ImageLike] = None,
+        session: Optional[Session] = None,
+        settings: Optional[GenerationSettings] = None,
+        max_tiles: Optional[int] = None,
+    ) -> Iterator[str]:
         """Yield the answer in pieces as it is generated; the session (if given) gets the turn at the end.
 
         The pieces join to exactly the text `chat` returns for the same greedy request.
@@ -246,8 +281,13 @@ class Engine:
                 yield piece
         self._record(session, turn, "".join(pieces))
 
-    def prompt_text(self, question: str, image: Optional[ImageLike] = None, session: Optional[Session] = None,
-                    max_tiles: Optional[int] = None) -> str:
+    def prompt_text(
+        self,
+        question: str,
+        image: Optional[ImageLike] = None,
+        session: Optional[Session] = None,
+        max_tiles: Optional[int] = None,
+    ) -> str:
         """The exact text the language model reads for this turn (BOS and image tokens written out)."""
         raise NotImplementedError
 
@@ -289,16 +329,19 @@ def lmdeploy_status(has_lmdeploy: Optional[bool] = None, has_cuda: Optional[bool
     has_lmdeploy = lmdeploy_importable() if has_lmdeploy is None else has_lmdeploy
     has_cuda = cuda_available() if has_cuda is None else has_cuda
     if not has_lmdeploy:
-        return False, (f"lmdeploy is not installed in this Python ({sys.prefix}): it lives in the serving "
-                       "environment .venv-serving (`make serving-env`, GPU machines only), because LMDeploy 0.18 "
-                       "needs transformers>=4.56 and XTuner pins 4.48")
+        return False, (
+            f"lmdeploy is not installed in this Python ({sys.prefix}): it lives in the serving "
+            "environment .venv-serving (`make serving-env`, GPU machines only), because LMDeploy 0.18 "
+            "needs transformers>=4.56 and XTuner pins 4.48"
+        )
     if not has_cuda:
         return False, "lmdeploy is installed but torch sees no CUDA GPU, and LMDeploy 0.18 runs only on GPUs"
     return True, "lmdeploy is installed and torch sees a CUDA GPU"
 
 
-def choose_backend(requested: str = "auto", has_lmdeploy: Optional[bool] = None,
-                   has_cuda: Optional[bool] = None) -> Tuple[str, List[str]]:
+def choose_backend(
+    requested: str = "auto", has_lmdeploy: Optional[bool] = None, has_cuda: Optional[bool] = None
+) -> Tuple[str, List[str]]:
     """(backend name, reasons). "auto" picks LMDeploy where it can run, else transformers."""
     requested = (requested or "auto").strip().lower()
     if requested not in BACKENDS:
@@ -315,21 +358,29 @@ def choose_backend(requested: str = "auto", has_lmdeploy: Optional[bool] = None,
     return "transformers", [reason, "so the InternVL2 remote code answers through transformers (same prompts)"]
 
 
-def make_engine(setup, backend: str = "auto", settings: Optional[GenerationSettings] = None,
-                max_tiles: Optional[int] = None, model_path=None, **lmdeploy_options) -> Engine:
+def make_engine(
+    setup,
+    backend: str = "auto",
+    settings: Optional[GenerationSettings] = None,
+    max_tiles: Optional[int] = None,
+    model_path=None,
+    **lmdeploy_options,
+) -> Engine:
     """The engine for a course setup (course_lib.begin()): tiny checkpoint on CPU, real one on GPU.
 
     lmdeploy_options go to LMDeployEngine (engine="turbomind"|"pytorch", session_len,
     cache_max_entry_count, tp, quant_policy). `engine.why` says which backend runs and why.
     """
     name, why = choose_backend(backend)
-    path = Path(model_path) if model_path is not None else setup.ensure_model()
+    path = Path(model_path) if model_path is not None else lesson_model(setup)
     if name == "lmdeploy":
         from .lmdeploy_backend import LMDeployEngine
 
         lmdeploy_options.setdefault("engine", "pytorch" if setup.is_tiny else "turbomind")
-        why.append(f"LMDeploy's {lmdeploy_options['engine']} engine "
-                   f"({'the tiny checkpoint has unusual sizes' if setup.is_tiny else 'its fastest'})")
+        why.append(
+            f"LMDeploy's {lmdeploy_options['engine']} engine "
+            f"({'the tiny checkpoint has unusual sizes' if setup.is_tiny else 'its fastest'})"
+        )
         return LMDeployEngine(path, settings=settings, max_tiles=max_tiles, why=why, **lmdeploy_options)
     from .transformers_backend import TransformersEngine
 

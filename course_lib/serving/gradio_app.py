@@ -14,6 +14,7 @@ image becomes a message in the chat, several users are queued (`demo.queue`). Th
 (synchronous) generators: Gradio runs them in worker threads, never on its own event loop, so an engine
 with its own asyncio loop (LMDeploy's pipeline) is never driven from Gradio's loop (lmdeploy#2101).
 """
+
 import argparse
 import warnings
 from collections import defaultdict
@@ -44,9 +45,17 @@ def gallery_groups() -> Dict[str, List[Tuple[str, str]]]:
     return {cuisine: groups[cuisine] for cuisine in sorted(groups)}
 
 
-def settings_from_controls(max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty) -> GenerationSettings:
-    return GenerationSettings(max_new_tokens=int(max_new_tokens), do_sample=bool(do_sample), temperature=float(temperature),
-                              top_p=float(top_p), top_k=int(top_k), repetition_penalty=float(repetition_penalty))
+def settings_from_controls(
+    max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty
+) -> GenerationSettings:
+    return GenerationSettings(
+        max_new_tokens=int(max_new_tokens),
+        do_sample=bool(do_sample),
+        temperature=float(temperature),
+        top_p=float(top_p),
+        top_k=int(top_k),
+        repetition_penalty=float(repetition_penalty),
+    )
 
 
 def _image_error(error: Exception, path: str) -> str:
@@ -75,16 +84,22 @@ def _answer_into(engine: Engine, history: list, question: str, image, session: S
         yield history
 
 
-def build_demo(engine: Engine, compare_engine: Optional[Engine] = None, settings: Optional[GenerationSettings] = None,
-               concurrency: int = CONCURRENCY) -> gr.Blocks:
+def build_demo(
+    engine: Engine,
+    compare_engine: Optional[Engine] = None,
+    settings: Optional[GenerationSettings] = None,
+    concurrency: int = CONCURRENCY,
+) -> gr.Blocks:
     """The Blocks app around one engine (and a second one for the side-by-side tab)."""
     defaults = settings or GenerationSettings(max_new_tokens=256)
     checkpoint_max = getattr(engine, "tiling", {}).get("max_num", 12)
 
     # delete_cache: uploads older than an hour are removed every hour (a demo serves many strangers).
     with gr.Blocks(title="InternVL2 food chat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(f"# 🍜 Food chat with InternVL2\nModel **{engine.label}** on the **{engine.backend}** backend. "
-                    "Pick an example or upload a photo, ask, follow up; *Clear context* starts over.")
+        gr.Markdown(
+            f"# 🍜 Food chat with InternVL2\nModel **{engine.label}** on the **{engine.backend}** backend. "
+            "Pick an example or upload a photo, ask, follow up; *Clear context* starts over."
+        )
         with gr.Accordion("Why this backend?", open=False):
             gr.Markdown("\n".join(f"* {reason}" for reason in engine.why) or "* chosen by the caller")
         session = gr.State(None)  # the engine's Session: the conversation the model sees
@@ -93,9 +108,14 @@ def build_demo(engine: Engine, compare_engine: Optional[Engine] = None, settings
             with gr.Row():
                 with gr.Column(scale=3):
                     chatbot = gr.Chatbot(label="Chat", height=470, elem_id="chat", feedback_options=None)
-                    box = gr.MultimodalTextbox(placeholder="Ask about a dish; attach a food photo or pick an example",
-                                               file_types=["image"], file_count="single", sources=["upload"],
-                                               show_label=False, elem_id="question")
+                    box = gr.MultimodalTextbox(
+                        placeholder="Ask about a dish; attach a food photo or pick an example",
+                        file_types=["image"],
+                        file_count="single",
+                        sources=["upload"],
+                        show_label=False,
+                        elem_id="question",
+                    )
                     with gr.Row():
                         send = gr.Button("Send", variant="primary", elem_id="send")
                         clear = gr.Button("Clear context", elem_id="clear")
@@ -105,31 +125,45 @@ def build_demo(engine: Engine, compare_engine: Optional[Engine] = None, settings
                     with gr.Tabs(elem_id="examples"):
                         for cuisine, items in gallery_groups().items():
                             with gr.Tab(f"{cuisine} ({len(items)})"):
-                                galleries.append(gr.Gallery(value=items, label=cuisine, show_label=False, columns=4,
-                                                            height=230, allow_preview=False, object_fit="contain"))
+                                galleries.append(
+                                    gr.Gallery(
+                                        value=items,
+                                        label=cuisine,
+                                        show_label=False,
+                                        columns=4,
+                                        height=230,
+                                        allow_preview=False,
+                                        object_fit="contain",
+                                    )
+                                )
                     with gr.Accordion("Generation settings", open=True, elem_id="settings"):
                         with gr.Row():
-                            max_new_tokens = gr.Slider(8, 1024, value=defaults.max_new_tokens, step=8,
-                                                       label="max_new_tokens")
-                            max_tiles = gr.Slider(1, 24, value=checkpoint_max, step=1,
-                                                  label="max tiles per image (max_dynamic_patch)")
+                            max_new_tokens = gr.Slider(
+                                8, 1024, value=defaults.max_new_tokens, step=8, label="max_new_tokens"
+                            )
+                            max_tiles = gr.Slider(
+                                1, 24, value=checkpoint_max, step=1, label="max tiles per image (max_dynamic_patch)"
+                            )
                         do_sample = gr.Checkbox(value=defaults.do_sample, label="do_sample (off = greedy decoding)")
                         with gr.Row():
-                            temperature = gr.Slider(0.05, 2.0, value=defaults.temperature, step=0.05,
-                                                    label="temperature")
+                            temperature = gr.Slider(
+                                0.05, 2.0, value=defaults.temperature, step=0.05, label="temperature"
+                            )
                             top_p = gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, label="top_p")
                         with gr.Row():
                             top_k = gr.Slider(0, 100, value=defaults.top_k, step=1, label="top_k (0 = all)")
-                            repetition_penalty = gr.Slider(1.0, 2.0, value=defaults.repetition_penalty, step=0.05,
-                                                           label="repetition_penalty")
+                            repetition_penalty = gr.Slider(
+                                1.0, 2.0, value=defaults.repetition_penalty, step=0.05, label="repetition_penalty"
+                            )
         controls = [max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty]
 
         def pick_example(message, evt: gr.SelectData):
             text, _ = _read(message)
             return {"text": text or DEFAULT_QUESTION, "files": [evt.value["image"]["path"]]}
 
-        def respond(message, shown, state, max_tiles, max_new_tokens, do_sample, temperature, top_p, top_k,
-                    repetition_penalty):
+        def respond(
+            message, shown, state, max_tiles, max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty
+        ):
             """The chat's messages live in server-side state (per browser tab or API client), not in the request."""
             question, image_path = _read(message)
             history = list(shown or [])
@@ -164,16 +198,24 @@ def build_demo(engine: Engine, compare_engine: Optional[Engine] = None, settings
 
         if compare_engine is not None:
             with gr.Tab("Side by side", id="compare"):
-                gr.Markdown("The same question and photo to two checkpoints (e.g. before and after fine-tuning). "
-                            "Each answer is a fresh single-turn conversation.")
-                compare_box = gr.MultimodalTextbox(placeholder="A question and a food photo for both models",
-                                                   file_types=["image"], file_count="single", sources=["upload"],
-                                                   show_label=False, elem_id="compare-question")
+                gr.Markdown(
+                    "The same question and photo to two checkpoints (e.g. before and after fine-tuning). "
+                    "Each answer is a fresh single-turn conversation."
+                )
+                compare_box = gr.MultimodalTextbox(
+                    placeholder="A question and a food photo for both models",
+                    file_types=["image"],
+                    file_count="single",
+                    sources=["upload"],
+                    show_label=False,
+                    elem_id="compare-question",
+                )
                 ask_both = gr.Button("Ask both", variant="primary", elem_id="ask-both")
                 with gr.Row():
                     left = gr.Chatbot(label=f"A: {engine.label}", height=320, elem_id="answer-a", feedback_options=None)
-                    right = gr.Chatbot(label=f"B: {compare_engine.label}", height=320, elem_id="answer-b",
-                                       feedback_options=None)
+                    right = gr.Chatbot(
+                        label=f"B: {compare_engine.label}", height=320, elem_id="answer-b", feedback_options=None
+                    )
 
             def compare(message, max_tiles, max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty):
                 question, image_path = _read(message)
@@ -181,21 +223,24 @@ def build_demo(engine: Engine, compare_engine: Optional[Engine] = None, settings
                     yield [], []
                     return
                 question = question or DEFAULT_QUESTION
-                asked = ([{"role": "user", "content": {"path": image_path}}] if image_path else []) + \
-                    [{"role": "user", "content": question}]
+                asked = ([{"role": "user", "content": {"path": image_path}}] if image_path else []) + [
+                    {"role": "user", "content": question}
+                ]
                 try:
                     image = open_image(image_path)
                 except (ImageLoadError, FileNotFoundError) as error:
                     failed = asked + [{"role": "assistant", "content": _image_error(error, image_path)}]
                     yield failed, failed
                     return
-                settings = settings_from_controls(max_new_tokens, do_sample, temperature, top_p, top_k,
-                                                  repetition_penalty)
+                settings = settings_from_controls(
+                    max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty
+                )
                 a = list(asked)
                 for a in _answer_into(engine, list(asked), question, image, Session(), settings, int(max_tiles)):
                     yield a, list(asked)
-                for b in _answer_into(compare_engine, list(asked), question, image, Session(), settings,
-                                      int(max_tiles)):
+                for b in _answer_into(
+                    compare_engine, list(asked), question, image, Session(), settings, int(max_tiles)
+                ):
                     yield a, b
 
             ask_both.click(compare, [compare_box, max_tiles, *controls], [left, right], api_name="compare")
@@ -205,13 +250,30 @@ def build_demo(engine: Engine, compare_engine: Optional[Engine] = None, settings
     return demo
 
 
-def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: Optional[int] = None, share: bool = False,
-           inline: bool = False, max_file_size=MAX_FILE_SIZE, block: bool = False, height: int = 800,
-           quiet: bool = True) -> str:
+def launch(
+    demo: gr.Blocks,
+    host: str = "127.0.0.1",
+    port: Optional[int] = None,
+    share: bool = False,
+    inline: bool = False,
+    max_file_size=MAX_FILE_SIZE,
+    block: bool = False,
+    height: int = 800,
+    quiet: bool = True,
+) -> str:
     """Start the app (in the background unless block=True); returns its local URL."""
-    demo.launch(server_name=host, server_port=port or free_port(host), share=share, inline=inline,
-                max_file_size=max_file_size, prevent_thread_lock=not block, allowed_paths=[str(EMOJI_DIR)],
-                quiet=quiet, show_error=True, height=height)
+    demo.launch(
+        server_name=host,
+        server_port=port or free_port(host),
+        share=share,
+        inline=inline,
+        max_file_size=max_file_size,
+        prevent_thread_lock=not block,
+        allowed_paths=[str(EMOJI_DIR)],
+        quiet=quiet,
+        show_error=True,
+        height=height,
+    )
     return demo.local_url
 
 
@@ -224,7 +286,9 @@ def main(argv=None) -> int:
     from ..config import resolve
     from .engine import make_engine
 
-    parser = argparse.ArgumentParser(prog="python -m course_lib.serving.gradio_app", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m course_lib.serving.gradio_app", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--model", type=Path, help="checkpoint folder (default: the course setup's model)")
     parser.add_argument("--compare", type=Path, help="a second checkpoint for the side-by-side tab")
     parser.add_argument("--backend", default="auto", choices=["auto", "transformers", "lmdeploy"])

@@ -14,6 +14,7 @@ it (plus a small per-head scale and zero point, ignored here), at a small cost i
 The same share of a GPU that already runs something else is a share of less memory; setting it too high
 leaves no room for activations and the vision encoder (lmdeploy#3280: out of memory at start or under load).
 """
+
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -24,12 +25,14 @@ GIB = 1024**3
 QUANT_POLICY_BITS = {0: 16, 8: 8, 4: 4}  # --quant-policy -> bits per cached key/value
 BLOCK_TOKENS = 64  # LMDeploy's cache_block_seq_len
 
-# InternVL2-2B: InternViT-300M + MLP projector + InternLM2-chat-1.8B (the defaults below).
-INTERNVL2_2B = dict(layers=internvl2_2b.LLM["layers"], kv_heads=internvl2_2b.LLM["kv_heads"],
-                    head_dim=internvl2_2b.LLM["head_dim"], parameters=internvl2_2b.PARAMETERS)
+# The defaults below are InternVL2-2B's language model, InternLM2-chat-1.8B (course_lib.internvl2_2b).
+LLM = internvl2_2b.LLM
 
 
-def kv_bytes_per_token(layers: int = 24, kv_heads: int = 8, head_dim: int = 128, bits: int = 16) -> float:
+def kv_bytes_per_token(
+    layers: int = LLM["layers"], kv_heads: int = LLM["kv_heads"], head_dim: int = LLM["head_dim"], bits: int = 16
+) -> float:
+    """Keys and values of one token, over every layer: 2 x layers x kv_heads x head_dim x bits / 8 bytes."""
     return 2 * layers * kv_heads * head_dim * bits / 8
 
 
@@ -69,15 +72,26 @@ class CacheEstimate:
 
     def summary(self) -> str:
         kind = {0: "bf16/fp16", 8: "int8", 4: "int4"}[self.quant_policy]
-        return (f"{self.gpu_gib:g} GiB GPU - {self.weights_gib:.1f} GiB weights = {self.free_gib:.1f} GiB free; "
-                f"x {self.cache_max_entry_count:g} = {self.cache_gib:.1f} GiB KV cache ({kind}, "
-                f"{self.bytes_per_token / 1024:g} KiB/token) = {self.tokens:,} tokens = {self.sessions} full "
-                f"{self.session_len}-token sessions; {self.left_gib:.1f} GiB left for activations")
+        return (
+            f"{self.gpu_gib:g} GiB GPU - {self.weights_gib:.1f} GiB weights = {self.free_gib:.1f} GiB free; "
+            f"x {self.cache_max_entry_count:g} = {self.cache_gib:.1f} GiB KV cache ({kind}, "
+            f"{self.bytes_per_token / 1024:g} KiB/token) = {self.tokens:,} tokens = {self.sessions} full "
+            f"{self.session_len}-token sessions; {self.left_gib:.1f} GiB left for activations"
+        )
 
 
-def cache_memory_estimate(gpu_gib: float, weights_gib: float = None, cache_max_entry_count: float = 0.8,
-                          session_len: int = 8192, quant_policy: int = 0, layers: int = 24, kv_heads: int = 8,
-                          head_dim: int = 128, weight_bytes: float = 2, parameters: float = 2.2e9) -> CacheEstimate:
+def cache_memory_estimate(
+    gpu_gib: float,
+    weights_gib: float = None,
+    cache_max_entry_count: float = 0.8,
+    session_len: int = 8192,
+    quant_policy: int = 0,
+    layers: int = LLM["layers"],
+    kv_heads: int = LLM["kv_heads"],
+    head_dim: int = LLM["head_dim"],
+    weight_bytes: float = 2,
+    parameters: float = internvl2_2b.PARAMETERS,
+) -> CacheEstimate:
     """How many tokens and sessions the KV cache holds (InternVL2-2B in bf16 by default)."""
     if not 0 < cache_max_entry_count <= 1:
         raise ValueError(f"cache_max_entry_count is a share of free GPU memory, in (0, 1]; got {cache_max_entry_count}")
@@ -89,15 +103,23 @@ def cache_memory_estimate(gpu_gib: float, weights_gib: float = None, cache_max_e
     return CacheEstimate(gpu_gib, weights_gib, cache_max_entry_count, quant_policy, per_token, session_len)
 
 
-def plot_cache_memory(gpu_gib: float = 24, session_len: int = 8192, chosen: float = 0.8,
-                      ratios: Sequence[float] = tuple(i / 20 for i in range(1, 20)), **model):
+def plot_cache_memory(
+    gpu_gib: float = 24,
+    session_len: int = 8192,
+    chosen: float = 0.8,
+    ratios: Sequence[float] = tuple(i / 20 for i in range(1, 20)),
+    **model,
+):
     """Left: where the GPU memory goes at `chosen`. Right: full sessions vs cache_max_entry_count per quant policy."""
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1, 2.2]})
     estimate = cache_memory_estimate(gpu_gib, cache_max_entry_count=chosen, session_len=session_len, **model)
-    parts = [("weights", estimate.weights_gib, "#8172B2"), ("KV cache", estimate.cache_gib, "#4C72B0"),
-             ("left free", estimate.left_gib, "#CCCCCC")]
+    parts = [
+        ("weights", estimate.weights_gib, "#8172B2"),
+        ("KV cache", estimate.cache_gib, "#4C72B0"),
+        ("left free", estimate.left_gib, "#CCCCCC"),
+    ]
     bottom = 0.0
     for name, size, color in parts:
         left.bar(0, size, bottom=bottom, color=color, width=0.6)
@@ -108,8 +130,12 @@ def plot_cache_memory(gpu_gib: float = 24, session_len: int = 8192, chosen: floa
     left.set_ylabel("GiB")
     left.set_title(f"{gpu_gib:g} GiB GPU, cache_max_entry_count={chosen:g}", fontsize=10)
     for policy, style in ((0, "-o"), (8, "-s"), (4, "-^")):
-        sessions = [cache_memory_estimate(gpu_gib, cache_max_entry_count=r, session_len=session_len,
-                                          quant_policy=policy, **model).sessions for r in ratios]
+        sessions = [
+            cache_memory_estimate(
+                gpu_gib, cache_max_entry_count=r, session_len=session_len, quant_policy=policy, **model
+            ).sessions
+            for r in ratios
+        ]
         label = {0: "bf16 KV (default)", 8: "--quant-policy 8 (int8 KV)", 4: "--quant-policy 4 (int4 KV)"}[policy]
         right.plot(ratios, sessions, style, markersize=3, label=label)
     right.axvline(chosen, color="grey", lw=1, ls="--")
@@ -134,6 +160,7 @@ def tokens_per_turn(engine, turns: Sequence[tuple]) -> list:
     """Talk through `turns` ((question, image or None) each) with a transformers engine and count, per turn,
     the prompt tokens with and without the previous turns' KV cache. Each new prompt starts with the previous
     prompt plus its answer and separator, which is what a kept cache holds (checked, not assumed)."""
+
     def count(text: str) -> int:
         return len(engine.tokenizer(text, add_special_tokens=False).input_ids) if text else 0
 
@@ -153,10 +180,20 @@ def plot_tokens_per_turn(costs: Sequence[TurnCost], title: str = "Tokens the mod
 
     fig, ax = plt.subplots(figsize=(7, 3))
     turns = [c.turn for c in costs]
-    ax.bar([t - 0.2 for t in turns], [c.prompt_tokens for c in costs], width=0.4, color="#CCCCCC",
-           label="the whole conversation again")
-    ax.bar([t + 0.2 for t in turns], [c.new_tokens for c in costs], width=0.4, color="#4C72B0",
-           label="with the history's KV cache kept (interactive)")
+    ax.bar(
+        [t - 0.2 for t in turns],
+        [c.prompt_tokens for c in costs],
+        width=0.4,
+        color="#CCCCCC",
+        label="the whole conversation again",
+    )
+    ax.bar(
+        [t + 0.2 for t in turns],
+        [c.new_tokens for c in costs],
+        width=0.4,
+        color="#4C72B0",
+        label="with the history's KV cache kept (interactive)",
+    )
     ax.set_xticks(turns)
     ax.set_xlabel("turn")
     ax.set_ylabel("prompt tokens read")

@@ -19,6 +19,7 @@ template + image tokens, as LMDeploy 0.18 renders them) works on a CPU too.
 prints that prompt as JSON (`prompts MODEL_PATH` does a JSON list of cases from stdin; `pixels MODEL_PATH --out F`
 saves LMDeploy's own tiles of a list of pictures); the tests run them with the serving environment's Python.
 """
+
 import argparse
 import asyncio
 import contextlib
@@ -71,33 +72,51 @@ def conversation_messages(previous: Sequence[Turn], turn: Turn) -> List[dict]:
     return messages + turn_messages(turn)
 
 
-def engine_config(engine: str = "turbomind", session_len: int = 8192, cache_max_entry_count: float = 0.8,
-                  tp: int = 1, quant_policy: int = 0):
+def engine_config(
+    engine: str = "turbomind",
+    session_len: int = 8192,
+    cache_max_entry_count: float = 0.8,
+    tp: int = 1,
+    quant_policy: int = 0,
+):
     """TurbomindEngineConfig or PytorchEngineConfig with the knobs the course explains."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     from lmdeploy import PytorchEngineConfig, TurbomindEngineConfig
 
     config_class = TurbomindEngineConfig if engine == "turbomind" else PytorchEngineConfig
-    return config_class(session_len=session_len, cache_max_entry_count=cache_max_entry_count, tp=tp,
-                        quant_policy=quant_policy)
+    return config_class(
+        session_len=session_len, cache_max_entry_count=cache_max_entry_count, tp=tp, quant_policy=quant_policy
+    )
 
 
 class LMDeployEngine(Engine):
     backend = "lmdeploy"
 
-    def __init__(self, model_path, engine: str = "turbomind", session_len: int = 8192,
-                 cache_max_entry_count: float = 0.8, tp: int = 1, quant_policy: int = 0,
-                 settings: Optional[GenerationSettings] = None, max_tiles: Optional[int] = None, why: Sequence[str] = ()):
+    def __init__(
+        self,
+        model_path,
+        engine: str = "turbomind",
+        session_len: int = 8192,
+        cache_max_entry_count: float = 0.8,
+        tp: int = 1,
+        quant_policy: int = 0,
+        settings: Optional[GenerationSettings] = None,
+        max_tiles: Optional[int] = None,
+        why: Sequence[str] = (),
+    ):
         super().__init__(model_path, settings, max_tiles, why)
         from lmdeploy import pipeline
 
         self.engine = engine
         self.stop_words = stop_words_for(model_path)
-        self.pipe = pipeline(str(model_path), backend_config=engine_config(engine, session_len, cache_max_entry_count,
-                                                                           tp, quant_policy),
-                             chat_template_config=chat_template_config(model_path), trust_remote_code=True,
-                             log_level="ERROR")
+        self.pipe = pipeline(
+            str(model_path),
+            backend_config=engine_config(engine, session_len, cache_max_entry_count, tp, quant_policy),
+            chat_template_config=chat_template_config(model_path),
+            trust_remote_code=True,
+            log_level="ERROR",
+        )
 
     @property
     def label(self) -> str:
@@ -109,7 +128,9 @@ class LMDeployEngine(Engine):
     @staticmethod
     def _text(response) -> str:
         if getattr(response, "finish_reason", None) == "error":
-            raise RuntimeError(f"LMDeploy could not answer: {getattr(response, 'error_message', None) or response.text}")
+            raise RuntimeError(
+                f"LMDeploy could not answer: {getattr(response, 'error_message', None) or response.text}"
+            )
         return response.text
 
     def _lmdeploy_session(self, session: Session):
@@ -120,8 +141,9 @@ class LMDeployEngine(Engine):
         return session.state
 
     def _answer(self, session: Session, turn: Turn, settings: GenerationSettings) -> str:
-        state = self.pipe.chat(turn_messages(turn), session=self._lmdeploy_session(session),
-                               gen_config=self._config(settings))
+        state = self.pipe.chat(
+            turn_messages(turn), session=self._lmdeploy_session(session), gen_config=self._config(settings)
+        )
         return self._text(state.response)
 
     def _answer_batch(self, turns: List[Turn], settings: GenerationSettings) -> List[Response]:
@@ -129,12 +151,17 @@ class LMDeployEngine(Engine):
         return [Response(self._text(r), r.finish_reason, r.generate_token_len) for r in responses]
 
     def _stream(self, session: Session, turn: Turn, settings: GenerationSettings) -> Iterator[str]:
-        for delta in self.pipe.chat(turn_messages(turn), session=self._lmdeploy_session(session),
-                                    gen_config=self._config(settings), stream_response=True):
+        for delta in self.pipe.chat(
+            turn_messages(turn),
+            session=self._lmdeploy_session(session),
+            gen_config=self._config(settings),
+            stream_response=True,
+        ):
             yield self._text(delta)
 
-    def prompt_text(self, question: str, image=None, session: Optional[Session] = None,
-                    max_tiles: Optional[int] = None) -> str:
+    def prompt_text(
+        self, question: str, image=None, session: Optional[Session] = None, max_tiles: Optional[int] = None
+    ) -> str:
         turn = make_turn(question, image, max_tiles if max_tiles is not None else self.max_tiles)
         return prompt_text(self.model_path, session.turns if session is not None else [], turn)["text"]
 
@@ -191,8 +218,10 @@ def renderer_status() -> Tuple[bool, str]:
         return True, "lmdeploy imports in this Python"
     python = serving_python()
     if python is None:
-        return False, (f"lmdeploy is not importable in this Python ({sys.prefix}) and there is no serving environment "
-                       "(.venv-serving, or COURSE_SERVING_PYTHON) to render LMDeploy's prompt: run `make serving-env`")
+        return False, (
+            f"lmdeploy is not importable in this Python ({sys.prefix}) and there is no serving environment "
+            "(.venv-serving, or COURSE_SERVING_PYTHON) to render LMDeploy's prompt: run `make serving-env`"
+        )
     probe = subprocess.run([str(python), "-c", "import lmdeploy"], capture_output=True, text=True, timeout=300)
     if probe.returncode != 0:
         return False, f"{python} cannot import lmdeploy ({(probe.stderr.strip().splitlines() or ['?'])[-1]})"
@@ -206,16 +235,25 @@ def _in_serving_env(arguments: Sequence[str], cases: Sequence[dict]) -> str:
     from .api_server import serving_python
 
     command = [str(serving_python()), "-m", "course_lib.serving.lmdeploy_backend", *arguments]
-    done = subprocess.run(command, input=json.dumps(cases), cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=600, env=dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"))
+    done = subprocess.run(
+        command,
+        input=json.dumps(cases),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"),
+    )
     if done.returncode != 0:
         raise RuntimeError(f"LMDeploy's {arguments[0]} failed in the serving environment:\n{done.stderr[-3000:]}")
     return done.stdout
 
 
 def _with_paths(cases: Sequence[dict]) -> List[dict]:
-    return [{key: str(value) if key == "image" and value is not None else value for key, value in case.items()}
-            for case in cases]
+    return [
+        {key: str(value) if key == "image" and value is not None else value for key, value in case.items()}
+        for case in cases
+    ]
 
 
 def render_prompts(model_path, cases: Sequence[dict], template: str = "checkpoint") -> List[dict]:
@@ -270,15 +308,19 @@ def lmdeploy_pixel_values(model_path, cases: Sequence[dict], out: Path) -> List:
 
 def _check(model_path, image, engine: str, max_new_tokens: int) -> dict:
     settings = GenerationSettings(max_new_tokens=max_new_tokens)
-    with LMDeployEngine(model_path, engine=engine, session_len=4096, cache_max_entry_count=0.2,
-                        settings=settings) as lmd:
+    with LMDeployEngine(
+        model_path, engine=engine, session_len=4096, cache_max_entry_count=0.2, settings=settings
+    ) as lmd:
         question = "图中的菜是什么？"
         session = lmd.chat(question, image)
         session = lmd.chat("它是哪里的菜？", session=session)
-        return {"single": lmd.generate((question, image)),
-                "batch": lmd.generate([(question, image), ("What dish is this?", image), "hello"]),
-                "history": [answer for _, answer in session.history], "last": session.response.text,
-                "stream": list(lmd.stream(question, image))}
+        return {
+            "single": lmd.generate((question, image)),
+            "batch": lmd.generate([(question, image), ("What dish is this?", image), "hello"]),
+            "history": [answer for _, answer in session.history],
+            "last": session.response.text,
+            "stream": list(lmd.stream(question, image)),
+        }
 
 
 def _case(case: dict) -> Tuple[List[Turn], Turn]:
@@ -297,16 +339,26 @@ def main(argv=None) -> int:
     prompt.add_argument("--question", required=True)
     prompt.add_argument("--image", type=Path)
     prompt.add_argument("--max-tiles", type=int)
-    prompt.add_argument("--history", default="[]",
-                        help='earlier turns as JSON: [{"question": ..., "image": PATH or null, "answer": ...}]')
+    prompt.add_argument(
+        "--history",
+        default="[]",
+        help='earlier turns as JSON: [{"question": ..., "image": PATH or null, "answer": ...}]',
+    )
     prompts = commands.add_parser("prompts", help="the same for a JSON list of such cases read from stdin")
     prompts.add_argument("model_path", type=Path)
     for command in (prompt, prompts):
-        command.add_argument("--template", choices=TEMPLATES, default="checkpoint",
-                             help="checkpoint: the checkpoint's own chat() layout, as the kit serves; "
-                                  "tokenizer: the tokenizer's chat_template, LMDeploy's default")
-    pixels = commands.add_parser("pixels", help="LMDeploy's tiles for a JSON list of pictures read from stdin "
-                                 '([{"image": PATH, "reading": "kit" or "lmdeploy", "max_tiles": N}]), saved with torch.save')
+        command.add_argument(
+            "--template",
+            choices=TEMPLATES,
+            default="checkpoint",
+            help="checkpoint: the checkpoint's own chat() layout, as the kit serves; "
+            "tokenizer: the tokenizer's chat_template, LMDeploy's default",
+        )
+    pixels = commands.add_parser(
+        "pixels",
+        help="LMDeploy's tiles for a JSON list of pictures read from stdin "
+        '([{"image": PATH, "reading": "kit" or "lmdeploy", "max_tiles": N}]), saved with torch.save',
+    )
     pixels.add_argument("model_path", type=Path)
     pixels.add_argument("--out", type=Path, required=True)
     check = commands.add_parser("check", help="(GPU) one answer, a batch, two turns and a stream, as JSON")
@@ -325,13 +377,18 @@ def main(argv=None) -> int:
         import torch
 
         with contextlib.redirect_stdout(sys.stderr):
-            tiles = [pixel_values(args.model_path, read_picture(case["image"], case.get("reading", "kit")),
-                                  case.get("max_tiles")) for case in json.load(sys.stdin)]
+            tiles = [
+                pixel_values(
+                    args.model_path, read_picture(case["image"], case.get("reading", "kit")), case.get("max_tiles")
+                )
+                for case in json.load(sys.stdin)
+            ]
         torch.save(tiles, args.out)
         return 0
     if args.command == "prompt":
-        cases = [dict(question=args.question, image=args.image, max_tiles=args.max_tiles,
-                      history=json.loads(args.history))]
+        cases = [
+            dict(question=args.question, image=args.image, max_tiles=args.max_tiles, history=json.loads(args.history))
+        ]
     else:
         cases = json.load(sys.stdin)
     real_stdout = sys.stdout

@@ -8,6 +8,7 @@ same request dict with an Engine, so the calls can be shown on a machine without
     client.chat.completions.create(**request)      # on a server
     answer_locally(engine, request)                 # here, same request
 """
+
 import base64
 import binascii
 import io
@@ -49,8 +50,9 @@ def image_from_data_url(url: str) -> Image.Image:
         raise ImageLoadError(f"the data URL does not hold a readable image ({error})") from error
 
 
-def image_part(image: ImageLike, max_dynamic_patch: Optional[int] = None, detail: Optional[str] = None,
-               format: str = "PNG") -> dict:
+def image_part(
+    image: ImageLike, max_dynamic_patch: Optional[int] = None, detail: Optional[str] = None, format: str = "PNG"
+) -> dict:
     """{"type": "image_url", "image_url": {"url": data URL, "max_dynamic_patch": n}}: LMDeploy reads the
     extra key per image (or `detail` low/medium/high = 6/12/24 tiles)."""
     is_url = isinstance(image, str) and image.startswith(("data:", "http://", "https://"))  # else a local file
@@ -68,8 +70,13 @@ def user_message(question: str, images: Sequence[ImageLike] = (), max_dynamic_pa
     return {"role": "user", "content": content + [{"type": "text", "text": question}]}
 
 
-def chat_messages(question: str, image: Optional[ImageLike] = None, history: Sequence[Tuple] = (),
-                  max_dynamic_patch: Optional[int] = None, system: Optional[str] = None) -> List[dict]:
+def chat_messages(
+    question: str,
+    image: Optional[ImageLike] = None,
+    history: Sequence[Tuple] = (),
+    max_dynamic_patch: Optional[int] = None,
+    system: Optional[str] = None,
+) -> List[dict]:
     """A whole conversation: optional system prompt, earlier (question, image or None, answer) turns, this turn."""
     messages = [{"role": "system", "content": system}] if system else []
     for old_question, old_image, old_answer in history:
@@ -79,8 +86,13 @@ def chat_messages(question: str, image: Optional[ImageLike] = None, history: Seq
     return messages
 
 
-def completion_request(model: str, messages: List[dict], settings: Optional[GenerationSettings] = None,
-                       stream: bool = False, stop: Sequence[str] = STOP_WORDS) -> dict:
+def completion_request(
+    model: str,
+    messages: List[dict],
+    settings: Optional[GenerationSettings] = None,
+    stream: bool = False,
+    stop: Sequence[str] = STOP_WORDS,
+) -> dict:
     """Keyword arguments for client.chat.completions.create(**request)."""
     request = {"model": model, "messages": messages, **(settings or GenerationSettings()).to_openai(stop)}
     if stream:
@@ -142,11 +154,16 @@ def settings_from_request(request: dict) -> GenerationSettings:
     extra = request.get("extra_body", {})
     top_k = extra.get("top_k", 50)
     greedy = top_k == 1
-    values = dict(max_new_tokens=request.get("max_completion_tokens") or request.get("max_tokens") or 512,
-                  do_sample=not greedy)
+    values = dict(
+        max_new_tokens=request.get("max_completion_tokens") or request.get("max_tokens") or 512, do_sample=not greedy
+    )
     if not greedy:
-        values.update(temperature=request.get("temperature", 0.8), top_p=request.get("top_p", 1.0), top_k=top_k,
-                      repetition_penalty=extra.get("repetition_penalty", 1.0))
+        values.update(
+            temperature=request.get("temperature", 0.8),
+            top_p=request.get("top_p", 1.0),
+            top_k=top_k,
+            repetition_penalty=extra.get("repetition_penalty", 1.0),
+        )
     return GenerationSettings(**values)
 
 
@@ -163,5 +180,6 @@ def answer_locally(engine: Engine, request: dict) -> str:
         turn.answer = reply["content"]
         session.turns.append(turn)
     turn = _turn_from_message(messages[-1])
-    return engine.chat(turn.question, turn.image, session=session, settings=settings_from_request(request),
-                       max_tiles=turn.max_tiles).response.text
+    return engine.chat(
+        turn.question, turn.image, session=session, settings=settings_from_request(request), max_tiles=turn.max_tiles
+    ).response.text

@@ -6,6 +6,7 @@ the checkpoint's conversation template, and generation stops at the template's s
 `model.chat` in a thread with a `TextIteratorStreamer`. One lock serialises the model: this backend
 answers one request at a time (LMDeploy batches concurrent requests; this one queues them).
 """
+
 import sys
 import threading
 from pathlib import Path
@@ -58,8 +59,16 @@ def model_question(turn: Turn) -> str:
 class TransformersEngine(Engine):
     backend = "transformers"
 
-    def __init__(self, model, tokenizer, model_path=None, settings: Optional[GenerationSettings] = None,
-                 max_tiles: Optional[int] = None, why: Sequence[str] = (), session_len: Optional[int] = None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        model_path=None,
+        settings: Optional[GenerationSettings] = None,
+        max_tiles: Optional[int] = None,
+        why: Sequence[str] = (),
+        session_len: Optional[int] = None,
+    ):
         super().__init__(model_path or getattr(model, "name_or_path", None), settings, max_tiles, why)
         self.model, self.tokenizer = model, tokenizer
         self.tiling = tiling_settings(model.config)
@@ -117,13 +126,15 @@ class TransformersEngine(Engine):
         if length >= self.session_len:
             raise ContextTooLong(
                 f"the conversation is {length} tokens, over the session length of {self.session_len}: clear the "
-                "context (start a new session), or use fewer tiles per image (max_tiles)")
+                "context (start a new session), or use fewer tiles per image (max_tiles)"
+            )
         config = settings.to_transformers()
         config["max_new_tokens"] = min(config["max_new_tokens"], self.session_len - length)
         return question, history, pixel_values, num_patches, config
 
-    def prompt_text(self, question: str, image=None, session: Optional[Session] = None,
-                    max_tiles: Optional[int] = None) -> str:
+    def prompt_text(
+        self, question: str, image=None, session: Optional[Session] = None, max_tiles: Optional[int] = None
+    ) -> str:
         from .engine import make_turn
 
         turn = make_turn(question, image, max_tiles if max_tiles is not None else self.max_tiles)
@@ -136,8 +147,14 @@ class TransformersEngine(Engine):
     def _chat(self, prepared, extra: Optional[dict] = None) -> str:
         question, history, pixel_values, num_patches, config = prepared
         with self._lock:
-            return self.model.chat(self.tokenizer, pixel_values, question, {**config, **(extra or {})},
-                                   history=history, num_patches_list=num_patches)
+            return self.model.chat(
+                self.tokenizer,
+                pixel_values,
+                question,
+                {**config, **(extra or {})},
+                history=history,
+                num_patches_list=num_patches,
+            )
 
     def _answer(self, session: Session, turn: Turn, settings: GenerationSettings) -> str:
         return self._chat(self._prepare(session.turns, turn, settings))
@@ -153,15 +170,17 @@ class TransformersEngine(Engine):
             counter = TokenCounter()
             config["stopping_criteria"] = StoppingCriteriaList([counter])
             with self._lock:
-                outputs = self.model.batch_chat(self.tokenizer, pixel_values, [p[0] for p in prepared], config,
-                                                num_patches_list=num_patches)
+                outputs = self.model.batch_chat(
+                    self.tokenizer, pixel_values, [p[0] for p in prepared], config, num_patches_list=num_patches
+                )
             for i, text, tokens in zip(with_images, outputs, counter.counts(self.stop_id)):
                 answers[i] = Response(text, tokens=tokens)
         for i, turn in enumerate(turns):  # text-only prompts (batch_chat wants one image per question)
             if answers[i] is None:
                 counter = TokenCounter()
-                text = self._chat(self._prepare([], turn, settings),
-                                  {"stopping_criteria": StoppingCriteriaList([counter])})
+                text = self._chat(
+                    self._prepare([], turn, settings), {"stopping_criteria": StoppingCriteriaList([counter])}
+                )
                 answers[i] = Response(text, tokens=counter.counts(self.stop_id)[0])
         return answers
 
@@ -173,8 +192,9 @@ class TransformersEngine(Engine):
 
         def work():
             try:
-                outcome["text"] = self._chat(prepared, {"streamer": streamer,
-                                                        "stopping_criteria": StoppingCriteriaList([_StopWhenSet(stop)])})
+                outcome["text"] = self._chat(
+                    prepared, {"streamer": streamer, "stopping_criteria": StoppingCriteriaList([_StopWhenSet(stop)])}
+                )
             except BaseException as error:  # handed to the reader below
                 outcome["error"] = error
                 streamer.end()
@@ -188,7 +208,7 @@ class TransformersEngine(Engine):
                 # chat() returns the text before the separator, stripped: hold back trailing whitespace
                 visible = raw.split(self.sep)[0].strip()
                 if len(visible) > len(sent) and visible.startswith(sent):
-                    yield visible[len(sent):]
+                    yield visible[len(sent) :]
                     sent = visible
         finally:
             stop.set()  # the reader stopped early (or we are done): end generation at the next token
@@ -198,5 +218,5 @@ class TransformersEngine(Engine):
         final = outcome["text"]
         if not final.startswith(sent):
             raise RuntimeError(f"streamed text {sent!r} is not a prefix of the answer {final!r}")
-        if final[len(sent):]:
-            yield final[len(sent):]
+        if final[len(sent) :]:
+            yield final[len(sent) :]

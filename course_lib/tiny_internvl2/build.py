@@ -6,11 +6,14 @@ in bfloat16. It is built from a fixed seed, so the same source gives the same by
 carries a hash of the source (remote code, tokenizer corpus, this spec), so a change in any of them
 builds a new folder and an unchanged source is never rebuilt.
 """
+
 import hashlib
 import json
 import shutil
 import time
 from pathlib import Path
+
+from course_lib.builds import build_once
 
 REMOTE_CODE_DIR = Path(__file__).parent / "remote_code"
 REMOTE_CODE_FILES = sorted(p.name for p in REMOTE_CODE_DIR.glob("*.py") if p.name != "__init__.py")
@@ -79,14 +82,9 @@ def source_hash() -> str:
     return digest.hexdigest()[:12]
 
 
-def default_cache_dir() -> Path:
-    from course_lib.config import cache_dir
-
-    return cache_dir()
-
-
-def checkpoint_dir(cache: Path = None) -> Path:
-    return Path(cache or default_cache_dir()) / f"tiny-internvl2-{source_hash()}"
+def checkpoint_dir(cache: Path) -> Path:
+    """The checkpoint's folder in the cache folder `cache` (the setup's, handed down: course_lib.config)."""
+    return Path(cache) / f"tiny-internvl2-{source_hash()}"
 
 
 def is_complete(path: Path) -> bool:
@@ -94,10 +92,8 @@ def is_complete(path: Path) -> bool:
     return info.is_file() and json.loads(info.read_text()).get("source_hash") == source_hash()
 
 
-def ensure_tiny_checkpoint(cache: Path = None, log=print) -> Path:
-    """Return the checkpoint folder, building it first if this source has not been built yet."""
-    from course_lib.builds import build_once
-
+def ensure_tiny_checkpoint(cache: Path, log=print) -> Path:
+    """Return the checkpoint folder in `cache`, building it first if this source has not been built yet."""
     target = checkpoint_dir(cache)
     return build_once(target, is_complete, lambda staging: _build(staging, target, log))
 

@@ -4,6 +4,7 @@ Special tokens mirror InternVL2's tokenizer: <unk>=0, <s>=1 (added before every 
 InternLM2's add_bos_token), </s>=2 (also the pad token), then the chat and image markers, each a
 single token. The saved folder loads with AutoTokenizer as a PreTrainedTokenizerFast.
 """
+
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -13,8 +14,17 @@ from .corpus import SYSTEM_MESSAGES, corpus_lines
 
 BASE_SPECIAL = ["<unk>", "<s>", "</s>"]
 CHAT_SPECIAL = [
-    "<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>",
-    "<quad>", "</quad>", "<ref>", "</ref>", "<box>", "</box>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<img>",
+    "</img>",
+    "<IMG_CONTEXT>",
+    "<quad>",
+    "</quad>",
+    "<ref>",
+    "</ref>",
+    "<box>",
+    "</box>",
 ]
 
 # Renders exactly the prompt InternVLChatModel.chat builds (and XTuner's internlm2_chat template trains
@@ -56,7 +66,9 @@ def train_tokenizer(vocab_size: int) -> Tokenizer:
     return tokenizer
 
 
-def build_tokenizer(out_dir: Path, vocab_size: int, system_message: str = SYSTEM_MESSAGES[0]) -> PreTrainedTokenizerFast:
+def build_tokenizer(
+    out_dir: Path, vocab_size: int, system_message: str = SYSTEM_MESSAGES[0]
+) -> PreTrainedTokenizerFast:
     """Train and save the tokenizer into out_dir; returns the transformers tokenizer."""
     fast = PreTrainedTokenizerFast(
         tokenizer_object=train_tokenizer(vocab_size),

@@ -1,4 +1,5 @@
 """Configuration of the InternViT-style vision encoder (field names follow InternVL2's config.json)."""
+
 from transformers.configuration_utils import PretrainedConfig
 
 

@@ -1,4 +1,5 @@
 """Configuration of the InternLM2-style causal language model (field names follow InternLM2's config)."""
+
 from transformers.configuration_utils import PretrainedConfig
 
 

@@ -5,6 +5,7 @@ projection and rotary positions, RMSNorm, SwiGLU feed-forward w1/w3/w2) -> norm 
 Parameter names and the wqkv packing match InternLM2 checkpoints: for every key/value head the packed
 projection holds its group of query heads, then its key head, then its value head.
 """
+
 import math
 from typing import List, Optional, Tuple, Union
 
@@ -67,7 +68,8 @@ def repeat_kv(states: torch.Tensor, groups: int) -> torch.Tensor:
     if groups == 1:
         return states
     batch, kv_heads, length, dim = states.shape
-    return states[:, :, None].expand(batch, kv_heads, groups, length, dim).reshape(batch, kv_heads * groups, length, dim)
+    expanded = states[:, :, None].expand(batch, kv_heads, groups, length, dim)
+    return expanded.reshape(batch, kv_heads * groups, length, dim)
 
 
 class InternLM2MLP(nn.Module):

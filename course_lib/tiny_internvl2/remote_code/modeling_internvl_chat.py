@@ -6,6 +6,7 @@ embedding space, where they replace the <IMG_CONTEXT> placeholders of the prompt
 "<img>" + "<IMG_CONTEXT>" * 256 * tiles + "</img>". The public API (extract_feature, chat, batch_chat,
 generate, forward(..., labels)) behaves like InternVL2's, so course code and XTuner use both alike.
 """
+
 import importlib.util
 import warnings
 from typing import List, Optional, Tuple, Union
@@ -80,17 +81,25 @@ class InternVLChatModel(PreTrainedModel):
         """LoRA on the vision encoder's attention and MLP linears (qkv, proj, fc1, fc2)."""
         from peft import LoraConfig, get_peft_model
 
-        config = LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                            target_modules=["attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"])
+        config = LoraConfig(
+            r=r,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            target_modules=["attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"],
+        )
         self.vision_model = get_peft_model(self.vision_model, config)
 
     def wrap_llm_lora(self, r: int = 128, lora_alpha: int = 256, lora_dropout: float = 0.05) -> None:
         """LoRA on InternLM2's attention (wqkv, wo) and feed-forward (w1, w2, w3) linears."""
         from peft import LoraConfig, get_peft_model
 
-        config = LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, task_type="CAUSAL_LM",
-                            target_modules=["attention.wqkv", "attention.wo", "feed_forward.w1", "feed_forward.w2",
-                                            "feed_forward.w3"])
+        config = LoraConfig(
+            r=r,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            task_type="CAUSAL_LM",
+            target_modules=["attention.wqkv", "attention.wo", "feed_forward.w1", "feed_forward.w2", "feed_forward.w3"],
+        )
         self.language_model = get_peft_model(self.language_model, config)
         # The embeddings are frozen, so their outputs must ask for gradients or nothing flows back to LoRA.
         self.language_model.enable_input_require_grads()
