@@ -32,7 +32,7 @@ def tiny(tiny_path):
 
 
 @pytest.fixture(scope="session")
-def food_set(tmp_path_factory):
+def built(tmp_path_factory):
     """The kit's food set, built afresh into a folder of the test session (seconds)."""
     from course_lib.food_vqa import ensure_food_vqa
 
@@ -40,10 +40,11 @@ def food_set(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def food_dishes(food_set):
+def dishes(built):
+    """The dish table of the kit's food set (``built``)."""
     import json
 
-    return json.loads((food_set / "dishes.json").read_text(encoding="utf-8"))
+    return json.loads((built / "dishes.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="session")

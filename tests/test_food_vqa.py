@@ -14,16 +14,6 @@ from course_lib.vqa_data import load_eval_records, validate_xtuner_records
 PER_DISH = food_vqa.SPEC["per_dish"]
 
 
-@pytest.fixture(scope="module")
-def built(food_set):
-    return food_set
-
-
-@pytest.fixture(scope="module")
-def dishes(food_dishes):
-    return food_dishes
-
-
 def _json(path):
     return json.loads(path.read_text(encoding="utf-8"))
 

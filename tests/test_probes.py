@@ -23,16 +23,6 @@ from course_lib.vqa_data import DataError, load_eval_records, validate_xtuner_re
 
 
 @pytest.fixture(scope="module")
-def built(food_set):
-    return food_set
-
-
-@pytest.fixture(scope="module")
-def dishes(food_dishes):
-    return food_dishes
-
-
-@pytest.fixture(scope="module")
 def records(built):
     return load_eval_records(built / "eval" / "probe.json", built)
 
