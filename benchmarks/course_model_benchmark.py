@@ -19,7 +19,7 @@ import torch
 from course_lib.config import cache_dir
 from course_lib.course_model import SHIPPED_DIR, ensure_course_model
 from course_lib.course_model_figures import format_figures, measure
-from course_lib.food_vqa import ensure_food_vqa
+from course_lib.kit_food_set import ensure_food_vqa
 from course_lib.tiny_internvl2 import ensure_tiny_checkpoint
 
 

@@ -48,12 +48,12 @@ def main(argv=None) -> int:
             resolve()  # a configuration error, reported above, also fails the command, so `make course` stops
         elif args.command == "build-tiny":
             from .config import resolve
-            from .finetune.food import kit_food_set
+            from .finetune.plan import linked_food_set
             from .tiny_internvl2 import ensure_tiny_checkpoint
 
             cache = resolve().cache
             print(ensure_tiny_checkpoint(cache))
-            print(kit_food_set(cache))
+            print(linked_food_set(cache))
         elif args.command == "course-model":
             import json
             import tempfile

@@ -1,60 +1,112 @@
-"""What the lessons ask for, by what it is: the lesson model (InternVL2-2B in real mode, the course model in tiny
-mode) and the food set, each found or built in the setup's cache folder; what is built already (status, for the
-environment check); and the lines every lesson opens with (begin).
+"""What the lessons ask for, by what it is: the "before" model (InternVL2-2B in real mode, the course model in tiny
+mode), the "after" model (the before model fine-tuned on the new dishes), the food set; what of it is built
+already (status, read by describe() and the environment check); and the lines every lesson opens with (begin).
 
-Everything here is handed the setup (course_lib.config.resolve) and passes its cache folder down; the builders
-below it (course_lib.course_model, course_lib.food_vqa) take the folder as an argument and never read the
-configuration themselves.
+The built things are declared where they are built, each an Artefact (course_lib.builds: name, spec, source
+files, what it needs, how it is made): the tiny checkpoint (course_lib.tiny_internvl2.build), the food set
+(course_lib.kit_food_set.build) and the course model (course_lib.finetune.pretrain; a copy ships in
+assets/course-model, course_lib.course_model). The after model is a fine-tuning run and its conversion
+(course_lib.finetune.plan). Everything here is handed the setup (course_lib.config.resolve) and passes its
+cache folder down; nothing below reads the configuration itself.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
+from . import course_model
+from .builds import Artefact
 from .config import CourseSetup, resolve
-from .course_model import SHIPPED_DIR, ensure_course_model, shipped_is_current
+from .course_model import lesson_model
+from .finetune.plan import converted_dir, ensure_finetuned, finished_runs, plan_finetune, runs_root
 from .fonts import use_cjk_font
-from .food_vqa import ensure_food_vqa, food_vqa_dir
-from .food_vqa import is_complete as food_set_built
+from .kit_food_set import FOOD_SET
+from .models import load_internvl
+from .tiny_internvl2 import TINY_CHECKPOINT
 
-COURSE_MODEL = "the course model: the tiny InternVL2, pre-trained on the kit's food set"
+# Every artefact the kit builds, lowest first (each needs only those before it).
+REGISTRY: Dict[str, Artefact] = {
+    "tiny checkpoint": TINY_CHECKPOINT,
+    "food set": FOOD_SET,
+    "course model": course_model.COURSE_MODEL_BUILD,
+}
 
 
-def lesson_model(setup: CourseSetup, log=print) -> Path:
-    """The checkpoint folder the lessons load: the real one, or in tiny mode the course model (shipped in
-    assets/course-model; built in the cache only when its sources changed since it was shipped)."""
-    return setup.model_path if setup.model_path is not None else ensure_course_model(setup.cache, log=log)
+@dataclass(frozen=True)
+class Found:
+    """One thing a lesson needs: where it is (None: nowhere yet), whether it is ready, and in what words."""
+
+    path: Optional[Path]
+    ready: Optional[bool]  # True: there; None: made on first use; False: missing, the user must act
+    words: str
+
+
+def before_model(setup: CourseSetup, log=print) -> Path:
+    """The model the lessons serve and fine-tune: the configured checkpoint, or the course model."""
+    return lesson_model(setup, log=log)
 
 
 def load_lesson_model(setup: CourseSetup, dtype=None):
-    """(model, tokenizer) of lesson_model on the setup's device."""
-    from .models import load_internvl
+    """(model, tokenizer) of the before model on the setup's device."""
+    return load_internvl(before_model(setup), setup.device, dtype)
 
-    return load_internvl(lesson_model(setup), setup.device, dtype)
+
+def after_model(setup: CourseSetup, log=print) -> Path:
+    """The before model fine-tuned on the new dishes and converted (lesson 10): the newest finished run for
+    today's plan, or a fine-tune run now (minutes on a CPU in tiny mode)."""
+    return ensure_finetuned(plan_finetune(setup, log=log), log=log)
 
 
 def food_set(setup: CourseSetup, log=print) -> Optional[Path]:
     """The dataset folder: the configured one, or in tiny mode the kit's food set (built on first use)."""
     if setup.data_path is None and setup.is_tiny:
-        return ensure_food_vqa(setup.cache, log=log)
+        return FOOD_SET.ensure(setup.cache, log=log)
     return setup.data_path
 
 
-def status(setup: CourseSetup) -> Dict[str, str]:
-    """{artefact: where it is and whether it is built}, without building anything."""
+def status(setup: CourseSetup) -> Dict[str, Found]:
+    """{"before model", "food set", "after model", and every artefact of REGISTRY}: where each is and whether
+    it is built, without building anything."""
+    found = {name: _built(artefact, setup.cache) for name, artefact in REGISTRY.items()}
+    words = course_model.status(setup.cache)  # the shipped copy, or the one built for today's sources
+    if course_model.shipped_is_current():
+        found["course model"] = Found(course_model.SHIPPED_DIR, True, words)
+    else:
+        found["course model"] = Found(found["course model"].path, found["course model"].ready, words)
     if setup.model_path is not None:
-        model = str(setup.model_path) + (f" ({COURSE_MODEL})" if setup.is_tiny else "")
-    elif shipped_is_current():
-        model = f"{SHIPPED_DIR} ({COURSE_MODEL})"
+        there = setup.model_path.exists()
+        found["before model"] = Found(
+            setup.model_path, there or False, str(setup.model_path) + ("" if there else "  [missing]")
+        )
     else:
-        model = "the course model, built in the cache for these sources on first use"
+        found["before model"] = found["course model"]
     if setup.data_path is not None:
-        data = str(setup.data_path) + ("" if setup.data_path.exists() else "  [missing]")
-    elif setup.is_tiny:
-        path = food_vqa_dir(setup.cache)
-        data = f"{path} (the kit's food VQA set, {'built' if food_set_built(path) else 'built on first use'})"
-    else:
-        data = "none"
-    return {"model": model, "data": data}
+        there = setup.data_path.exists()
+        found["food set"] = Found(
+            setup.data_path, there or False, str(setup.data_path) + ("" if there else "  [missing]")
+        )
+    elif not setup.is_tiny:
+        found["food set"] = Found(None, False, "none (set COURSE_DATA_PATH)")
+    found["after model"] = _after(setup.cache)
+    return found
+
+
+def _configured(path: Path) -> Found:
+    there = path.exists()
+    return Found(path, True if there else False, str(path) + ("" if there else "  [missing]"))
+
+
+def _built(artefact: Artefact, cache: Path) -> Found:
+    folder = artefact.folder(cache)
+    return Found(folder, True if artefact.is_complete(folder) else None, artefact.status(cache))
+
+
+def _after(cache: Path) -> Found:
+    converted = [converted_dir(run, cache) for run in finished_runs(runs_root(cache))]
+    converted = [path for path in converted if (path / "conversion.json").is_file()]
+    if converted:
+        return Found(converted[-1], True, f"{converted[-1]} (the newest converted fine-tune)")
+    return Found(None, None, "not fine-tuned yet (lesson 10 fine-tunes it; lesson 11 does if it must)")
 
 
 def describe(setup: CourseSetup) -> str:
@@ -63,8 +115,8 @@ def describe(setup: CourseSetup) -> str:
     lines = [
         f"Mode:   {setup.mode}",
         f"Device: {setup.device}",
-        f"Model:  {found['model']}",
-        f"Data:   {found['data']}",
+        f"Model:  {found['before model'].words}",
+        f"Data:   {found['food set'].words}",
         f"Config: {setup.config_file}",
         "Why:",
     ]

@@ -30,13 +30,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from .internvl_format import (
+    IMAGE_TAG,
+    INTERNLM2_CHAT,
+    expand_image_tags,
+    image_tokens,
+    with_image_tag,
+)
 from .pixel_shuffle import pixel_shuffle
 
 IGNORE_INDEX = -100
-IMG_START_TOKEN = "<img>"
-IMG_END_TOKEN = "</img>"
-IMG_CONTEXT_TOKEN = "<IMG_CONTEXT>"
-INTERNLM2_CHAT = "<|im_start|>system\n{system}<|im_end|><|im_start|>user\n{question}<|im_end|><|im_start|>assistant\n"
 
 
 # ---- 1. BLIP-2: the image as an absolute prefix ------------------------------------------------------
@@ -115,7 +118,7 @@ def layout_labels(input_ids: Sequence[int], placeholder_id: int, tokens_per_imag
 # ---- 3. InternVL2: <img><IMG_CONTEXT> x 256*tiles</img> ------------------------------------------------
 def internvl_image_tokens(num_patches: int, num_image_token: int = 256) -> str:
     """The string that stands for one image of num_patches tiles in an InternVL2 prompt."""
-    return IMG_START_TOKEN + IMG_CONTEXT_TOKEN * (num_image_token * num_patches) + IMG_END_TOKEN
+    return image_tokens(num_patches, num_image_token)
 
 
 def internvl_prompt(question: str, num_patches_list: Sequence[int], system: str, num_image_token: int = 256) -> str:
@@ -123,14 +126,11 @@ def internvl_prompt(question: str, num_patches_list: Sequence[int], system: str,
 
     Like chat(), a question with images but no '<image>' gets '<image>\\n' in front.
     """
-    if num_patches_list and "<image>" not in question:
-        question = "<image>\n" + question
-    if question.count("<image>") != len(num_patches_list):
-        raise ValueError(f"{question.count('<image>')} <image> tags for {len(num_patches_list)} images")
-    query = INTERNLM2_CHAT.format(system=system, question=question)
-    for num_patches in num_patches_list:
-        query = query.replace("<image>", internvl_image_tokens(num_patches, num_image_token), 1)
-    return query
+    if num_patches_list and IMAGE_TAG not in question:
+        question = with_image_tag(question)
+    if question.count(IMAGE_TAG) != len(num_patches_list):
+        raise ValueError(f"{question.count(IMAGE_TAG)} {IMAGE_TAG} tags for {len(num_patches_list)} images")
+    return expand_image_tags(INTERNLM2_CHAT.format(system=system, question=question), num_patches_list, num_image_token)
 
 
 def merge_internvl(

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Dict, Optional
 
-from .config import REPO_ROOT
+from .config import REPO_ROOT, CourseSetup
+from .finetune.pretrain import COURSE_MODEL_BUILD
 
 SHIPPED_DIR = REPO_ROOT / "assets" / "course-model"
 INFO_FILE = "course_model.json"
@@ -29,12 +30,7 @@ LICENCE_FILES = ("LICENSE", "README.md")  # written by hand, kept when the weigh
 
 def recipe_hash() -> str:
     """The hash of everything the course model is built from (no build needed to know it)."""
-    from .finetune.pretrain import food_base_dir
-    from .food_vqa import food_vqa_dir
-    from .tiny_internvl2 import checkpoint_dir
-
-    here = Path(".")
-    return food_base_dir(here, checkpoint_dir(here), food_vqa_dir(here)).name.rsplit("-", 1)[1]
+    return COURSE_MODEL_BUILD.source_hash()
 
 
 def shipped_hash(path: Path = SHIPPED_DIR) -> Optional[str]:
@@ -52,14 +48,25 @@ def ensure_course_model(cache: Path, log=print, progress: bool = True) -> Path:
     """The course model's folder: the shipped one, or (sources changed since it was built) one built in cache."""
     if shipped_is_current():
         return SHIPPED_DIR
-    from .finetune.pretrain import ensure_food_base_checkpoint
-
     log(
         f"assets/course-model was built from other sources (recipe {shipped_hash()}, these sources: {recipe_hash()}); "
         "using the course model built for these sources in the cache (about 16 CPU minutes the first time; "
         "`make course-model PUBLISH=1` refreshes the shipped copy)"
     )
-    return ensure_food_base_checkpoint(cache, log=log, progress=progress)
+    return COURSE_MODEL_BUILD.ensure(cache, log=log, progress=progress)
+
+
+def status(cache: Path) -> str:
+    """Where the course model is, without building it."""
+    if shipped_is_current():
+        return f"{SHIPPED_DIR} ({COURSE_MODEL_BUILD.title}, shipped)"
+    return COURSE_MODEL_BUILD.status(cache) + "; assets/course-model is of other sources"
+
+
+def lesson_model(setup: CourseSetup, log=print) -> Path:
+    """The checkpoint folder the lessons load: the real one, or in tiny mode the course model (shipped in
+    assets/course-model; built in the cache only when its sources changed since it was shipped)."""
+    return setup.model_path if setup.model_path is not None else ensure_course_model(setup.cache, log=log)
 
 
 def _sha256(path: Path) -> str:
@@ -115,10 +122,8 @@ def publish(built: Path, target: Path = SHIPPED_DIR, log=print) -> Path:
 
 def rebuild(cache: Path, publish_to: Optional[Path] = None, log=print) -> dict:
     """Build the course model in cache (reusing a finished build there) and compare it with the shipped weights."""
-    from .finetune.pretrain import ensure_food_base_checkpoint
-
     started = time.perf_counter()
-    built = ensure_food_base_checkpoint(Path(cache), log=log)
+    built = COURSE_MODEL_BUILD.ensure(Path(cache), log=log)
     report = {
         "built": str(built),
         "seconds": round(time.perf_counter() - started, 1),

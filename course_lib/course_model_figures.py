@@ -13,8 +13,8 @@ from tqdm.auto import tqdm
 from transformers import StoppingCriteriaList
 
 from .evaluation import evaluate_cached, parse_dish
-from .finetune.food import PROBES, evaluations_dir, kit_set
-from .food_vqa import CUISINE_NAMES, FOLLOW_UP_QUESTION, UNKNOWN_ANSWER
+from .finetune.plan import PROBES, evaluations_dir, kit_set
+from .kit_food_set import CUISINE_NAMES, FOLLOW_UP_QUESTION, UNKNOWN_ANSWER
 from .models import load_internvl
 from .probe_scores import probe_figures
 from .serving.transformers_backend import TokenCounter

@@ -190,7 +190,7 @@ def _lesson_05(banner_tiles):
 
 @exercise("06", "context_tokens", hint="3:1 within 2 tiles: which grid, plus the thumbnail, times 256")
 def _lesson_06(context_tokens, engine):
-    from .food_images import side_by_side
+    from .food_artwork import side_by_side
 
     wide = side_by_side(["dumplings", "ramen noodles", "mooncake"])
     counted = engine.prompt_text("这几道菜是什么？", wide, max_tiles=2).count("<IMG_CONTEXT>")

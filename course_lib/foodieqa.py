@@ -5,7 +5,7 @@ The release (a gated download) holds `sivqa_tidy.json` (single-image VQA: questi
 food_location, food_file}, question_en, choices_en), `mivqa_tidy.json`, `textqa_tidy.json` and `images/`.
 
 Its licence is CC BY-NC-ND 4.0 with the term "Evaluation only: not for training models". So the kit
-evaluates on it (load_sivqa) and trains on its own food set (course_lib.food_vqa). The seed lesson did
+evaluates on it (load_sivqa) and trains on its own food set (course_lib.kit_food_set). The seed lesson did
 train on it; to_xtuner_training() reproduces that conversion only when the licence is acknowledged.
 """
 
@@ -184,7 +184,7 @@ class LicenceError(PermissionError):
 TRAINING_REFUSAL = (
     'FoodieQA\'s licence (CC BY-NC-ND 4.0) comes with the term "Evaluation only: not for training models". '
     "The seed lesson fine-tuned InternVL2 on it anyway (and showed its 'after' examples on training images, "
-    "which says nothing about new photos). The kit trains on its own food set instead (course_lib.food_vqa) "
+    "which says nothing about new photos). The kit trains on its own food set instead (course_lib.kit_food_set) "
     "and keeps FoodieQA for evaluation. If you reproduce the seed lesson for private study, or have the "
     "authors' permission, call again with acknowledge_licence=True; never share the trained weights or the "
     "converted file."
@@ -267,7 +267,7 @@ def write_fake_release(folder) -> Path:
     """
     from PIL import Image
 
-    from .food_images import dish_rgba
+    from .food_artwork import dish_rgba
 
     folder = Path(folder)
     (folder / "images").mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,9 @@ from typing import Optional, Tuple
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+from .config import checkpoint_problem
+from .internvl_format import IMG_CONTEXT_TOKEN
+
 
 def default_dtype(device: str) -> torch.dtype:
     return torch.bfloat16 if device.startswith("cuda") else torch.float32
@@ -13,8 +16,6 @@ def default_dtype(device: str) -> torch.dtype:
 
 def load_internvl(path, device: str = "cpu", dtype: Optional[torch.dtype] = None) -> Tuple[torch.nn.Module, object]:
     """(model in eval mode on device, tokenizer) from a checkpoint folder."""
-    from course_lib.config import checkpoint_problem
-
     path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path} is not a checkpoint folder (no config.json)")
@@ -26,7 +27,7 @@ def load_internvl(path, device: str = "cpu", dtype: Optional[torch.dtype] = None
         str(path), torch_dtype=dtype or default_dtype(device), trust_remote_code=True, low_cpu_mem_usage=True
     )
     model = model.eval().to(device)
-    model.img_context_token_id = tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
+    model.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
     return model, tokenizer
 
 

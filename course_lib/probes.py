@@ -128,7 +128,8 @@ def shape_pictures(split: str) -> List[dict]:
 
 # ---- records ------------------------------------------------------------------------------------
 def training_turns(dishes: Sequence[dict], pictures: Dict[str, List[str]], rng: np.random.Generator) -> List[dict]:
-    """Pre-training conversations: [{"id", "image", "turns": [(question, reply), ...]}].
+    """Pre-training conversations: [{"id", "image", "dish", "group", "kind", "lang", "turns": [(question, reply)]}]
+    (a shapes picture has dish and group None, kind "shapes").
 
     pictures maps a dish id to its training pictures. Every base-dish picture is asked about its own dish and one
     other dish, in a random order; every fourth new-dish picture about two base dishes. Every training shape
@@ -155,7 +156,15 @@ def training_turns(dishes: Sequence[dict], pictures: Dict[str, List[str]], rng: 
                 asked = [base[i] for i in rng.permutation(len(base))[:2].tolist()]
                 turns = [(yes_no_question(d[lang], lang), UNKNOWN_NO_REPLY[lang]) for d in asked]
             rows.append(
-                {"id": f"train-{dish['group']}-{dish['id']}-{k:03d}-yesno-{lang}", "image": image, "turns": turns}
+                {
+                    "id": f"train-{dish['group']}-{dish['id']}-{k:03d}-yesno-{lang}",
+                    "image": image,
+                    "dish": dish["id"],
+                    "group": dish["group"],
+                    "kind": "yesno",
+                    "lang": lang,
+                    "turns": turns,
+                }
             )
     for index, shape in enumerate(shape_pictures("train")):
         lang = ("zh", "en")[(index // 2) % 2]
@@ -165,7 +174,17 @@ def training_turns(dishes: Sequence[dict], pictures: Dict[str, List[str]], rng: 
         ]
         if index % 2:
             turns.reverse()
-        rows.append({"id": f"train-general-shapes-{index:03d}-colour-{lang}", "image": shape["name"], "turns": turns})
+        rows.append(
+            {
+                "id": f"train-general-shapes-{index:03d}-colour-{lang}",
+                "image": shape["name"],
+                "dish": None,
+                "group": None,
+                "kind": "shapes",
+                "lang": lang,
+                "turns": turns,
+            }
+        )
     return rows
 
 

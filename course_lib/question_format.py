@@ -1,7 +1,7 @@
 """The four-choice question layout (FoodieQA's), in one place: the kit's food set, the pre-training's text
 look-ups, the FoodieQA adapter, the record checks and the answer parser all use these.
 
-It imports nothing, so the food set's source hash (course_lib.food_vqa) covers exactly the layout, not the
+It imports nothing, so the food set's source hash (course_lib.kit_food_set) covers exactly the layout, not the
 checking code around it.
 """
 

@@ -287,7 +287,7 @@ def _eval_problems(index: int, record) -> List[str]:
 
 
 def load_eval_records(path, image_folder=None) -> list:
-    """Evaluation records (the kit's schema, see course_lib.food_vqa), or a DataError listing the problems.
+    """Evaluation records (the kit's schema, see course_lib.kit_food_set), or a DataError listing the problems.
 
     With image_folder, also checks that every image exists there (without decoding it).
     """

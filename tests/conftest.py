@@ -34,7 +34,7 @@ def tiny(tiny_path):
 @pytest.fixture(scope="session")
 def built(tmp_path_factory):
     """The kit's food set, built afresh into a folder of the test session (seconds)."""
-    from course_lib.food_vqa import ensure_food_vqa
+    from course_lib.kit_food_set import ensure_food_vqa
 
     return ensure_food_vqa(tmp_path_factory.mktemp("food-cache"), log=lambda *a: None)
 

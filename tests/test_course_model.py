@@ -4,6 +4,7 @@ The acceptance figures are measured on the food set's held-out test pictures, in
 the same model.chat calls the lessons make (course_lib.course_model_figures.measure; the benchmark script
 benchmarks/course_model_benchmark.py prints the same figures)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -33,13 +34,20 @@ def test_the_shipped_weights_are_the_ones_recorded():
 def test_a_changed_recipe_makes_the_shipped_copy_stale(monkeypatch, tmp_path):
     monkeypatch.setitem(pretrain.RECIPE, "epochs", pretrain.RECIPE["epochs"] + 1)
     assert not course_model.shipped_is_current()
-    built = []
-    monkeypatch.setattr(
-        pretrain, "ensure_food_base_checkpoint", lambda cache, log, progress: built.append(cache) or cache
+    assert "of other sources" in course_model.status(tmp_path)
+    # The recipe itself takes 15 minutes: this one records what the registry hands it (the tiny checkpoint and
+    # the food set, built for real in tmp_path) and returns at once.
+    handed = []
+    quick = dataclasses.replace(
+        pretrain.COURSE_MODEL_BUILD, make=lambda staging, target, inputs, log, **options: handed.append(inputs) or {}
     )
+    monkeypatch.setattr(course_model, "COURSE_MODEL_BUILD", quick)
     messages = []
-    assert course_model.ensure_course_model(tmp_path, log=messages.append) == tmp_path
-    assert built == [tmp_path] and "make course-model PUBLISH=1" in messages[0]
+    built = course_model.ensure_course_model(tmp_path, log=messages.append)
+    assert built == quick.folder(tmp_path) and quick.is_built(tmp_path)
+    assert sorted(handed[0]) == ["food_vqa", "tiny-internvl2"] and all(p.parent == tmp_path for p in handed[0].values())
+    assert "make course-model PUBLISH=1" in messages[0]
+    assert course_model.ensure_course_model(tmp_path, log=messages.append) == built and len(handed) == 1
 
 
 def test_lessons_get_the_course_model_in_tiny_mode():
@@ -62,7 +70,7 @@ def test_cuisines_are_read_longest_name_first():
 def figures():
     from conftest import REPO_ROOT
 
-    from course_lib.food_vqa import ensure_food_vqa
+    from course_lib.kit_food_set import ensure_food_vqa
 
     data = ensure_food_vqa(cache_dir(), log=lambda *_: None)
     values = course_model_figures.measure(course_model.SHIPPED_DIR, data, cache_dir(), progress=False)

@@ -500,11 +500,11 @@ def test_a_checkpoints_evaluation_is_kept_and_read_back(tiny_path, tmp_path, mon
     """evaluate_checkpoint answers once per (weights, records, device, batch size, scoring code); asking again
     reads the stored result, so lesson 11 does not answer again what the tests just answered."""
     from course_lib import models
-    from course_lib.finetune import food
+    from course_lib.finetune import plan as finetune_plan
 
     records = [RECORDS[0], RECORDS[4]]
     _write_images(tmp_path, records, wide_every=99)
-    plan = food.FinetunePlan(
+    plan = finetune_plan.FinetunePlan(
         "tiny",
         "tiny",
         tiny_path,
@@ -515,13 +515,13 @@ def test_a_checkpoints_evaluation_is_kept_and_read_back(tiny_path, tmp_path, mon
         DISHES,
         tmp_path / "cache",
     )
-    first = food.evaluate_checkpoint(tiny_path, plan, progress=False)["set"]
+    first = finetune_plan.evaluate_checkpoint(tiny_path, plan, progress=False)["set"]
     stored = list((tmp_path / "cache" / "evaluations").glob("*.json"))
     assert len(stored) == 1
     monkeypatch.setattr(models, "load_internvl", lambda *a, **k: pytest.fail("answered again instead of reading"))
-    again = food.evaluate_checkpoint(tiny_path, plan, progress=False)["set"]
+    again = finetune_plan.evaluate_checkpoint(tiny_path, plan, progress=False)["set"]
     assert again.rows == first.rows and again.dishes == first.dishes
-    other = food.FinetunePlan(
+    other = finetune_plan.FinetunePlan(
         "tiny",
         "tiny",
         tiny_path,
@@ -533,7 +533,7 @@ def test_a_checkpoints_evaluation_is_kept_and_read_back(tiny_path, tmp_path, mon
         tmp_path / "cache",
     )
     with pytest.raises(pytest.fail.Exception, match="answered again"):
-        food.evaluate_checkpoint(tiny_path, other, progress=False)  # other records: a new evaluation
+        finetune_plan.evaluate_checkpoint(tiny_path, other, progress=False)  # other records: a new evaluation
 
 
 def test_after_a_lessons_begin_any_figure_draws_chinese():

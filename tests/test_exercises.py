@@ -81,9 +81,9 @@ def engine(tiny, tiny_path):
 @pytest.fixture(scope="module")
 def food():
     from course_lib.config import cache_dir
-    from course_lib.finetune.food import kit_food_set
+    from course_lib.finetune.plan import linked_food_set
 
-    data = kit_food_set(cache_dir(), log=lambda *_: None)
+    data = linked_food_set(cache_dir(), log=lambda *_: None)
     return dict(
         dishes=json.loads((data / "dishes.json").read_text(encoding="utf-8")),
         test=json.loads((data / "eval" / "test.json").read_text(encoding="utf-8")),

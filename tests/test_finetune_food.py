@@ -14,7 +14,7 @@ from conftest import REPO_ROOT
 
 from course_lib.config import resolve
 from course_lib.finetune.convert import convert_checkpoint
-from course_lib.finetune.food import (
+from course_lib.finetune.plan import (
     PROBES,
     converted_dir,
     evaluate_checkpoint,

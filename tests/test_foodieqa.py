@@ -157,7 +157,7 @@ def _xtuner_copy(release, out, count=80):
 def test_no_path_trains_on_foodieqa_without_the_acknowledgement(release, tmp_path, tiny_path):
     """The gate sits where data enters training (runner.new_run): hand-made files, hand-made plans and files
     left in the cache by an earlier acknowledged plan are all refused; nothing is created."""
-    from course_lib.finetune.food import FinetunePlan, start_finetune
+    from course_lib.finetune.plan import FinetunePlan, start_finetune
     from course_lib.finetune.runner import new_run
 
     hand_made = _xtuner_copy(release, tmp_path / "foodieqa_xtuner.json")
@@ -178,7 +178,7 @@ def test_no_path_trains_on_foodieqa_without_the_acknowledgement(release, tmp_pat
 
 def test_the_committed_gpu_config_trains_on_the_kits_own_set():
     from course_lib.finetune import xtuner_config
-    from course_lib.finetune.food import KIT_SET_LINK
+    from course_lib.finetune.plan import KIT_SET_LINK
 
     text = xtuner_config.config_path("real").read_text(encoding="utf-8")
     assert "FoodieQA" not in text.split("prompt_template =")[0]
@@ -186,9 +186,9 @@ def test_the_committed_gpu_config_trains_on_the_kits_own_set():
 
 
 def test_the_kit_set_link_points_at_the_current_build(tmp_path):
-    from course_lib.finetune import food
+    from course_lib.finetune import plan as finetune_plan
 
-    data = food.kit_food_set(tmp_path, log=lambda *a: None)
-    link = tmp_path / food.KIT_SET_LINK
+    data = finetune_plan.linked_food_set(tmp_path, log=lambda *a: None)
+    link = tmp_path / finetune_plan.KIT_SET_LINK
     assert link.is_symlink() and link.resolve() == data.resolve() and (link / "xtuner" / "finetune_new.json").is_file()
-    assert food.kit_food_set(tmp_path, log=lambda *a: None) == data  # idempotent
+    assert finetune_plan.linked_food_set(tmp_path, log=lambda *a: None) == data  # idempotent

@@ -10,10 +10,10 @@ import psutil
 import pytest
 from conftest import FOOD_IMAGES
 
-from course_lib.food_images import dishes
+from course_lib.food_artwork import dishes
 from course_lib.serving import GenerationSettings
-from course_lib.serving.api_server import ServerProcess, free_port
 from course_lib.serving.gradio_app import DEFAULT_QUESTION, build_demo, gallery_groups, launch
+from course_lib.serving.server_process import ServerProcess, free_port
 from course_lib.serving.transformers_backend import TransformersEngine
 
 DUMPLINGS = FOOD_IMAGES / "1f95f.webp"

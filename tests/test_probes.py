@@ -234,7 +234,7 @@ def test_an_answer_to_another_question_is_unparsed_and_wrong(records, dishes):
 def test_every_plan_evaluates_the_probes_from_the_kits_food_set(tmp_path):
     """Tiny and real plans both carry the probes with their image folder (lesson 11 evaluates every set)."""
     from course_lib.config import resolve
-    from course_lib.finetune.food import PROBES, plan_finetune
+    from course_lib.finetune.plan import PROBES, plan_finetune
 
     env = {"COURSE_MODE": "tiny", "COURSE_CACHE_DIR": str(tmp_path)}
     plan = plan_finetune(resolve(env=env, has_cuda=False), log=lambda *_: None)

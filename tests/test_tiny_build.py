@@ -35,9 +35,7 @@ def test_cached_build_is_reused(tmp_path):
 
 def test_changed_source_builds_a_new_folder(tmp_path, monkeypatch):
     before = build.checkpoint_dir(tmp_path)
-    spec = json.loads(json.dumps(build.SPEC))
-    spec["llm_config"]["num_hidden_layers"] = 2
-    monkeypatch.setattr(build, "SPEC", spec)
+    monkeypatch.setitem(build.SPEC["llm_config"], "num_hidden_layers", 2)
     assert build.checkpoint_dir(tmp_path) != before
 
 

@@ -117,7 +117,7 @@ def _refuse_to_touch(run: TrainRun, out_dir: Path) -> None:
         if target == folder or folder in target.parents or target in folder.parents:
             raise ValueError(
                 f"{out_dir} is {what} ({folder}) or inside or around it; converting there would "
-                "overwrite it: choose a new folder, e.g. course_lib.finetune.food.converted_dir(run, cache)"
+                "overwrite it: choose a new folder, e.g. course_lib.finetune.plan.converted_dir(run, cache)"
             )
     if target.is_dir() and not (target / "conversion.json").is_file():
         found = [p for p in ("run.json", "config.json", "last_checkpoint") if (target / p).exists()]

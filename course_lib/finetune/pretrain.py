@@ -21,8 +21,6 @@ InternVL dataset class, so the prompts, image tokens and labels are exactly thos
 result is cached under a hash of this recipe, the tiny checkpoint and the data, and built only once.
 """
 
-import hashlib
-import json
 import math
 import time
 from pathlib import Path
@@ -31,14 +29,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from course_lib.builds import build_once
+from course_lib.builds import Artefact
 from course_lib.checkpoints import copy_remote_code, copy_tokenizer
-from course_lib.food_images import dish_rgba, dish_table
-from course_lib.food_vqa import LANGS, ensure_food_vqa, lookup_question, render
-from course_lib.food_vqa import SPEC as DATA_SPEC
+from course_lib.food_artwork import dish_rgba, dish_table
+from course_lib.kit_food_set import FOOD_SET, LANGS, lookup_question, render
+from course_lib.kit_food_set import SPEC as DATA_SPEC
 from course_lib.models import load_internvl
 from course_lib.tiling import image_to_pixel_values
-from course_lib.tiny_internvl2 import ensure_tiny_checkpoint
+from course_lib.tiny_internvl2 import TINY_CHECKPOINT
 from course_lib.tiny_internvl2.corpus import CUISINES, DISHES
 
 SEED = 7
@@ -59,29 +57,6 @@ VISION_RECIPE = {"steps": 300, "batch_size": 16, "lr": 1e-3, "warmup_steps": 20,
 # words; what the "before" model lacks is what the new dishes look like. Stage 2 keeps these look-ups going
 # (lookup_batch_size per step), so the names of the new dishes stay words the model can say.
 TEXT_RECIPE = {"steps": 150, "batch_size": 32, "lr": 1e-3, "warmup_steps": 20}
-
-
-def _source_hash(base: Path, data: Path) -> str:
-    digest = hashlib.sha256(json.dumps(RECIPE, sort_keys=True).encode())
-    digest.update(Path(__file__).read_bytes())
-    digest.update(f"{base.name}|{data.name}|{SEED}".encode())
-    return digest.hexdigest()[:12]
-
-
-def food_base_dir(cache: Path, base: Path, data: Path) -> Path:
-    return Path(cache) / f"tiny-internvl2-food-base-{_source_hash(base, data)}"
-
-
-def _complete(path: Path) -> bool:
-    return (path / "pretrain_info.json").is_file() and (path / "config.json").is_file()
-
-
-def ensure_food_base_checkpoint(cache: Path, log=print, progress: bool = True) -> Path:
-    """The pre-trained tiny checkpoint in `cache` (building the tiny model, the food set and this on first use)."""
-    cache = Path(cache)
-    base, data = ensure_tiny_checkpoint(cache, log=log), ensure_food_vqa(cache, log=log)
-    target = food_base_dir(cache, base, data)
-    return build_once(target, _complete, lambda staging: _pretrain(base, data, staging, target, log, progress))
 
 
 def _batches(dataset, batch_size: int, epochs: int, generator):
@@ -118,7 +93,7 @@ def _lookup_batch(tokenizer, template, generator, size: int):
         target = int(torch.randint(4, (1,), generator=generator))
         question = lookup_question(picked[target], picked, lang)
         prompt = tokenizer.bos_token + template["INSTRUCTION"].format(input=question)
-        reply = picked[target] + template["SUFFIX"]  # the option's name, as food_vqa's replies
+        reply = picked[target] + template["SUFFIX"]  # the option's name, as the food set's replies
         prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
         reply_ids = tokenizer.encode(reply, add_special_tokens=False)
         rows.append((prompt_ids + reply_ids, [-100] * len(prompt_ids) + reply_ids))
@@ -169,7 +144,8 @@ def _text_stage(model, tokenizer, template, log, progress: bool) -> list:
     return losses
 
 
-def _pretrain(base: Path, data: Path, staging: Path, target: Path, log, progress: bool) -> None:
+def _pretrain(staging: Path, target: Path, inputs: dict, log, progress: bool = True) -> dict:
+    base, data = inputs[TINY_CHECKPOINT.name], inputs[FOOD_SET.name]
     # XTuner (and mmengine) only where the pre-training runs: importing it takes seconds
     from mmengine.config import ConfigDict
     from xtuner.dataset import InternVL_V1_5_Dataset
@@ -222,27 +198,33 @@ def _pretrain(base: Path, data: Path, staging: Path, target: Path, log, progress
     model.eval().to(torch.bfloat16).save_pretrained(str(staging), safe_serialization=True)
     copy_remote_code(base, staging)
     copy_tokenizer(base, staging)
-    (staging / "pretrain_info.json").write_text(
-        json.dumps(
-            {
-                "base": base.name,
-                "data": data.name,
-                "seed": SEED,
-                "recipe": RECIPE,
-                "steps": len(losses),
-                "records": len(dataset),
-                "vision_recipe": VISION_RECIPE,
-                "vision_losses": vision_losses,
-                "text_recipe": TEXT_RECIPE,
-                "text_losses": text_losses,
-                "seconds": round(time.perf_counter() - started, 1),
-                "losses": losses,
-            },
-            indent=1,
-        )
-        + "\n"
-    )
     log(
         f"Pre-trained {target.name}: {len(losses)} steps, loss {losses[0]:.2f} -> {losses[-1]:.2f}, "
         f"{time.perf_counter() - started:.0f} s"
     )
+    return {  # pretrain_info.json
+        "base": base.name,
+        "data": data.name,
+        "seed": SEED,
+        "recipe": RECIPE,
+        "steps": len(losses),
+        "records": len(dataset),
+        "vision_recipe": VISION_RECIPE,
+        "vision_losses": vision_losses,
+        "text_recipe": TEXT_RECIPE,
+        "text_losses": text_losses,
+        "seconds": round(time.perf_counter() - started, 1),
+        "losses": losses,
+    }
+
+
+# The course model as built here (course_lib.course_model ships a copy and says which one the lessons use).
+COURSE_MODEL_BUILD = Artefact(
+    "tiny-internvl2-food-base",
+    "the course model: the tiny InternVL2, pre-trained on the kit's food set",
+    {"recipe": RECIPE, "vision_recipe": VISION_RECIPE, "text_recipe": TEXT_RECIPE, "seed": SEED},
+    (Path(__file__),),
+    _pretrain,
+    needs=(TINY_CHECKPOINT, FOOD_SET),
+    marker="pretrain_info.json",
+)

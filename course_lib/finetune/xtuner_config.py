@@ -50,7 +50,7 @@ PROFILES: Dict[str, Dict[str, object]] = {
         "max_epochs": 3,
         # One process with no memory limit to speak of: the budget is minutes, so every 4 samples make an update.
         # Twice the updates of accumulating 2, in the same time: new dishes 74% -> 85% (base dishes 84% -> 78%,
-        # mended by a larger replay share, see food_vqa.SPEC).
+        # mended by a larger replay share, see kit_food_set.SPEC).
         "accumulative_counts": 1,
         # A short run saves more often, so an interrupted run has a checkpoint to resume from.
         "save_steps": 16,

@@ -23,10 +23,12 @@ from typing import Dict, List, Optional, Tuple
 
 import gradio as gr
 
-from ..food_images import EMOJI_DIR, dishes
+from ..config import resolve
+from ..food_artwork import EMOJI_DIR, dishes
 from ..tiling import ImageLoadError
-from .api_server import free_port
+from .backends import BACKENDS, make_engine
 from .engine import ContextTooLong, Engine, GenerationSettings, Session, open_image
+from .server_process import free_port
 
 # Gradio 6.17's own routes touch a constant that Starlette deprecated; nothing to act on, so keep it quiet.
 warnings.filterwarnings("ignore", message=".*HTTP_422_UNPROCESSABLE_ENTITY.*")
@@ -283,15 +285,12 @@ def launch_inline(demo: gr.Blocks, height: int = 800, **kwargs) -> str:
 
 
 def main(argv=None) -> int:
-    from ..config import resolve
-    from .engine import make_engine
-
     parser = argparse.ArgumentParser(
         prog="python -m course_lib.serving.gradio_app", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--model", type=Path, help="checkpoint folder (default: the course setup's model)")
     parser.add_argument("--compare", type=Path, help="a second checkpoint for the side-by-side tab")
-    parser.add_argument("--backend", default="auto", choices=["auto", "transformers", "lmdeploy"])
+    parser.add_argument("--backend", default="auto", choices=list(BACKENDS))
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
     parser.add_argument("--port", type=int, help="port (default: a free one)")
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")

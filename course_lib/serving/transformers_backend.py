@@ -17,7 +17,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStr
 
 from ..models import load_internvl
 from ..tiling import image_to_pixel_values, lmdeploy_max_tiles, tiling_settings
-from .engine import ContextTooLong, Engine, GenerationSettings, Response, Session, Turn
+from .engine import ContextTooLong, Engine, GenerationSettings, Response, Session, Turn, make_turn
 
 IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
 
@@ -135,8 +135,6 @@ class TransformersEngine(Engine):
     def prompt_text(
         self, question: str, image=None, session: Optional[Session] = None, max_tiles: Optional[int] = None
     ) -> str:
-        from .engine import make_turn
-
         turn = make_turn(question, image, max_tiles if max_tiles is not None else self.max_tiles)
         previous = session.turns if session is not None else []
         _, num_patches = self._pixels(list(previous) + [turn])

@@ -7,19 +7,22 @@ carries a hash of the source (remote code, tokenizer corpus, this spec), so a ch
 builds a new folder and an unchanged source is never rebuilt.
 """
 
-import hashlib
-import json
 import shutil
 import time
 from pathlib import Path
 
-from course_lib.builds import build_once
+from course_lib import internvl_format
+from course_lib.builds import Artefact
+from course_lib.internvl_format import IMG_CONTEXT_TOKEN
 
 REMOTE_CODE_DIR = Path(__file__).parent / "remote_code"
 REMOTE_CODE_FILES = sorted(p.name for p in REMOTE_CODE_DIR.glob("*.py") if p.name != "__init__.py")
-SOURCE_FILES = [Path(__file__), Path(__file__).parent / "tokenizer.py", Path(__file__).parent / "corpus.py"] + [
-    REMOTE_CODE_DIR / name for name in REMOTE_CODE_FILES
-]
+SOURCE_FILES = [
+    Path(__file__),
+    Path(__file__).parent / "tokenizer.py",
+    Path(__file__).parent / "corpus.py",
+    Path(internvl_format.__file__),
+] + [REMOTE_CODE_DIR / name for name in REMOTE_CODE_FILES]
 SEED = 20240711
 
 # The model: InternVL2-2B's structure at a size that trains on a laptop CPU. Image size, patch size and
@@ -74,31 +77,38 @@ SPEC = {
 }
 
 
+def _make(staging: Path, target: Path, inputs: dict, log) -> dict:
+    return _build(staging, target, log)
+
+
+TINY_CHECKPOINT = Artefact(
+    "tiny-internvl2",
+    "the tiny InternVL2 checkpoint: InternVL2-2B's structure, seeded random weights",
+    {"spec": SPEC, "seed": SEED},
+    tuple(SOURCE_FILES),
+    _make,
+)
+
+
 def source_hash() -> str:
-    digest = hashlib.sha256(json.dumps(SPEC, sort_keys=True, ensure_ascii=False).encode())
-    for path in SOURCE_FILES:
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+    return TINY_CHECKPOINT.source_hash()
 
 
 def checkpoint_dir(cache: Path) -> Path:
     """The checkpoint's folder in the cache folder `cache` (the setup's, handed down: course_lib.config)."""
-    return Path(cache) / f"tiny-internvl2-{source_hash()}"
+    return TINY_CHECKPOINT.folder(cache)
 
 
 def is_complete(path: Path) -> bool:
-    info = path / "build_info.json"
-    return info.is_file() and json.loads(info.read_text()).get("source_hash") == source_hash()
+    return TINY_CHECKPOINT.is_complete(path)
 
 
 def ensure_tiny_checkpoint(cache: Path, log=print) -> Path:
     """Return the checkpoint folder in `cache`, building it first if this source has not been built yet."""
-    target = checkpoint_dir(cache)
-    return build_once(target, is_complete, lambda staging: _build(staging, target, log))
+    return TINY_CHECKPOINT.ensure(cache, log=log)
 
 
-def _build(staging: Path, target: Path, log) -> None:
+def _build(staging: Path, target: Path, log) -> dict:
     import torch
 
     from course_lib.models import parameter_counts
@@ -132,7 +142,7 @@ def _build(staging: Path, target: Path, log) -> None:
     )
     torch.manual_seed(SEED)
     model = InternVLChatModel(config, use_flash_attn=False)
-    model.img_context_token_id = tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
+    model.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
     model = model.to(torch.bfloat16)
     model.save_pretrained(str(staging), safe_serialization=True)
     for name in REMOTE_CODE_FILES:
@@ -140,7 +150,6 @@ def _build(staging: Path, target: Path, log) -> None:
     parts = parameter_counts(model)
     n_params = parts.pop("total")
     info = {
-        "source_hash": source_hash(),
         "seed": SEED,
         "parameters": n_params,
         "parameters_by_part": parts,
@@ -148,6 +157,6 @@ def _build(staging: Path, target: Path, log) -> None:
         "build_seconds": round(time.perf_counter() - started, 2),
         "torch": torch.__version__,
     }
-    (staging / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")
     size = sum(p.stat().st_size for p in staging.iterdir()) / 1e6
     log(f"Built {target.name}: {n_params / 1e6:.2f} M parameters, {size:.1f} MB, {info['build_seconds']} s")
+    return info

@@ -1,4 +1,4 @@
-"""The fine-tuning lesson end to end, in either mode: plan the data, train with XTuner, convert, evaluate.
+"""The fine-tuning lesson's plan, end to end, in either mode: plan the data, train with XTuner, convert, evaluate.
 
 Tiny mode: the course model (the tiny model pre-trained on the base dishes) is the "before" model; LoRA teaches it
 the new dishes from the kit's food set; evaluation covers new and base dishes and the out-of-style (Noto) images.
@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from course_lib import foodieqa
-from course_lib.artefacts import lesson_model
+from course_lib.course_model import lesson_model
 from course_lib.evaluation import evaluate_cached
-from course_lib.food_vqa import ensure_food_vqa
+from course_lib.kit_food_set import ensure_food_vqa
 from course_lib.vqa_data import load_eval_records
 
 from .convert import convert_checkpoint
@@ -54,7 +54,7 @@ KIT_SET_LINK = "food_vqa-current"  # in the cache: the committed real config's d
 PROBES = "probes"  # the name of the probes' evaluation set in a plan
 
 
-def kit_food_set(cache: Path, log=print) -> Path:
+def linked_food_set(cache: Path, log=print) -> Path:
     """The kit's food set in the cache folder (built on first use), also reachable as <cache>/food_vqa-current,
     the path the committed GPU config (configs/internvl2_2b_food_lora.py) trains on by default."""
     data = ensure_food_vqa(cache, log=log)
@@ -97,7 +97,7 @@ def kit_set(data: Path) -> dict:
 
 def plan_finetune(setup, train_on: str = "kit", acknowledge_foodieqa_licence: bool = False, log=print) -> FinetunePlan:
     """What the lesson trains and evaluates on this machine."""
-    kit_data = kit_food_set(setup.cache, log=log)
+    kit_data = linked_food_set(setup.cache, log=log)
     kit = kit_set(kit_data)
     if setup.is_tiny:
         if train_on != "kit":

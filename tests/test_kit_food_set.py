@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from course_lib import food_vqa
-from course_lib.food_vqa import LETTERS, dataset_summary, ensure_food_vqa
+from course_lib import kit_food_set
+from course_lib.kit_food_set import dataset_summary, ensure_food_vqa
+from course_lib.question_format import LETTERS
 from course_lib.vqa_data import load_eval_records, validate_xtuner_records
 
-PER_DISH = food_vqa.SPEC["per_dish"]
+PER_DISH = kit_food_set.SPEC["per_dish"]
 
 
 def _json(path):
@@ -56,7 +57,7 @@ def test_dishes_and_counts(built, dishes):
     }
     finetune = summary["training"]["finetune_new"]
     assert finetune["unknown"] == 0
-    assert finetune["base"] / finetune["records"] == pytest.approx(food_vqa.SPEC["replay_fraction"], abs=0.01)
+    assert finetune["base"] / finetune["records"] == pytest.approx(kit_food_set.SPEC["replay_fraction"], abs=0.01)
     for name in ("LICENSE-fluent-emoji-3d.txt", "LICENSE-noto-emoji.txt", "README.md"):
         assert (built / name).is_file()
     assert "MIT" in (built / "README.md").read_text(encoding="utf-8")
@@ -94,18 +95,20 @@ def test_distractors_come_from_the_same_group_and_letters_are_balanced(built, di
         for r in records:
             dish = next(d for d in dishes if d["id"] == r["dish"])
             assert r["group"] == dish["group"] and r["split"] == split
-            assert r["image"] == f"images/{split}/{r['dish']}_{r['id'].split('-')[3]}.jpg"
+            assert r["image"].startswith(f"images/{split}/{r['dish']}_") and r["image"].endswith(".jpg")
             assert r["answer_text"] == dish[r["lang"]]
             if r["kind"] == "mc":
                 options = [by_name[(r["lang"], c)] for c in r["choices"]]
                 assert len({o["id"] for o in options}) == 4
+                assert r["choice_dishes"] == [o["id"] for o in options]  # the options' dishes, as fields
+                assert r["choice_dishes"][LETTERS.index(r["answer"])] == r["dish"]
                 assert {o["group"] for o in options} == {dish["group"]}, r["id"]
                 assert r["choices"][LETTERS.index(r["answer"])] == dish[r["lang"]]
-                assert r["question"].startswith(food_vqa.MC_QUESTION[r["lang"]])
+                assert r["question"].startswith(kit_food_set.MC_QUESTION[r["lang"]])
                 letters[(r["group"], r["lang"])][r["answer"]] += 1
             else:
                 assert r["answer"] == r["dish"] and "choices" not in r
-                assert r["question"] == food_vqa.OPEN_QUESTION[r["lang"]]
+                assert r["question"] == kit_food_set.OPEN_QUESTION[r["lang"]]
         for key, counts in letters.items():
             assert len(set(counts.values())) == 1 and len(counts) == 4, (split, key, counts)
 
@@ -118,12 +121,13 @@ def test_training_records_pass_validation_and_speak_both_languages(built, dishes
     def dish(record):
         return record["image"].split("/")[-1].rsplit("_", 1)[0]
 
-    probe = [r for r in pretrain if "-yesno-" in r["id"] or "-shapes-" in r["id"]]  # tests/test_probes.py
+    probe = [r for r in pretrain if r["kind"] not in kit_food_set.KINDS]  # tests/test_probes.py
     pretrain = [r for r in pretrain if r not in probe]
-    unknown = [r for r in pretrain if r["id"].endswith(food_vqa.UNKNOWN_SUFFIX)]
+    unknown = [r for r in pretrain if r.get("unknown")]
+    assert all(dish(r) == r["dish"] and groups[r["dish"]] == r["group"] for r in pretrain + finetune)
     named = [r for r in pretrain if r not in unknown]
     assert {groups[dish(r)] for r in named} == {"base"} and {groups[dish(r)] for r in unknown} == {"new"}
-    assert {r["conversations"][1]["value"] for r in unknown} == set(food_vqa.UNKNOWN_ANSWER.values())
+    assert {r["conversations"][1]["value"] for r in unknown} == set(kit_food_set.UNKNOWN_ANSWER.values())
     new_names = {d[lang] for d in dishes if d["group"] == "new" for lang in ("zh", "en")}
     assert not [r["id"] for r in pretrain if any(name in r["conversations"][1]["value"] for name in new_names)]
     assert all(r["image"].startswith("images/train/") for r in pretrain + finetune)
@@ -155,7 +159,7 @@ def test_xtuner_loads_the_pretraining_file_with_256_image_tokens_each(built, tin
     # prepare_data, because __getitem__ would silently swap a broken record for another one.
     sample = {}
     for index, record in enumerate(dataset.data):
-        sample.setdefault(record["id"].split("-")[2] + record["id"].split("-")[4], index)
+        sample.setdefault((record["dish"], record["kind"]), index)
     # both kinds: base dishes, and the new dishes' "I do not know" records; the probes' yes/no about every dish
     # and the shapes
     assert len(sample) == 12 * 2 + 6 * 2 + 18 + 1
@@ -178,7 +182,7 @@ def test_a_multiple_choice_reply_is_one_of_its_options_and_scores_as_its_letter(
     from course_lib.evaluation import parse_choice
 
     records = _json(built / "xtuner" / "finetune_new.json")
-    mc = [r for r in records if r["id"].split("-")[-2] == "mc"]
+    mc = [r for r in records if r["kind"] == "mc"]
     assert mc
     for record in mc:
         question, reply = (turn["value"] for turn in record["conversations"])
@@ -189,33 +193,31 @@ def test_a_multiple_choice_reply_is_one_of_its_options_and_scores_as_its_letter(
 
 def test_backgrounds_are_light():
     rng = np.random.default_rng(0)
-    low, high = food_vqa.SPEC["background_channels"]
+    low, high = kit_food_set.SPEC["background_channels"]
     for _ in range(20):
-        pixels = np.asarray(food_vqa._background(rng, 64), np.float32)
+        pixels = np.asarray(kit_food_set.rendering._background(rng, 64), np.float32)
         assert pixels.mean() >= low - 20 and pixels.max() <= high - 1
 
 
 def test_open_training_questions_go_on_to_the_cuisine(built, dishes):
-    from course_lib.food_vqa import CUISINE_NAMES, FOLLOW_UP_QUESTIONS, OPEN_QUESTIONS
+    from course_lib.kit_food_set import CUISINE_NAMES, FOLLOW_UP_QUESTIONS, OPEN_QUESTIONS
 
     cuisine = {d["id"]: d["cuisine"] for d in dishes}
     assert set(cuisine.values()) <= set(CUISINE_NAMES)
     for name in ("pretrain_base", "finetune_new"):
         records = json.loads((built / "xtuner" / f"{name}.json").read_text(encoding="utf-8"))
-        opens = [
-            r for r in records if r["id"].split("-")[4] == "open" and not r["id"].endswith(food_vqa.UNKNOWN_SUFFIX)
-        ]
+        opens = [r for r in records if r["kind"] == "open" and not r.get("unknown")]
         assert opens
         for record in records:  # the new dishes' refusals, in both kinds, go on refusing in the second turn
-            if record["id"].endswith(food_vqa.UNKNOWN_SUFFIX):
-                lang = record["id"].split("-")[5]
+            if record.get("unknown"):
+                lang = record["lang"]
                 replies = [t["value"] for t in record["conversations"][1::2]]
-                assert replies == [food_vqa.UNKNOWN_ANSWER[lang]] * len(replies) and len(replies) in (1, 2)
+                assert replies == [kit_food_set.UNKNOWN_ANSWER[lang]] * len(replies) and len(replies) in (1, 2)
         for record in opens:
-            lang, turns = record["id"].split("-")[5], record["conversations"]
+            lang, turns = record["lang"], record["conversations"]
             assert [t["from"] for t in turns] == ["human", "gpt", "human", "gpt"]
             assert turns[0]["value"].removeprefix("<image>\n") in OPEN_QUESTIONS[lang]
             assert turns[2]["value"] in FOLLOW_UP_QUESTIONS[lang] and "<image>" not in turns[2]["value"]
-            assert CUISINE_NAMES[cuisine[record["id"].split("-")[2]]][lang] in turns[3]["value"]
+            assert CUISINE_NAMES[cuisine[record["dish"]]][lang] in turns[3]["value"]
         wordings = {r["conversations"][0]["value"] for r in opens}
         assert len(wordings) == sum(len(q) for q in OPEN_QUESTIONS.values())  # every wording is used

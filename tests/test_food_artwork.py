@@ -1,6 +1,6 @@
 import pytest
 
-from course_lib.food_images import dish_image, dishes, side_by_side
+from course_lib.food_artwork import dish_image, dishes, side_by_side
 
 
 def test_every_listed_dish_opens():
