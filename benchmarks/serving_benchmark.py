@@ -24,9 +24,9 @@ import torch
 
 from course_lib.artefacts import lesson_model
 from course_lib.config import REPO_ROOT, cuda_available, resolve
-from course_lib.food_images import EMOJI_DIR, dishes
+from course_lib.food_artwork import EMOJI_DIR, dishes
 from course_lib.serving import GenerationSettings, lmdeploy_status
-from course_lib.serving.api_server import serving_python
+from course_lib.serving.serving_env import serving_python
 
 QUESTIONS = ["图中的菜是什么？", "What dish is this?", "这道菜是哪里的？", "Describe the food in one sentence."]
 

@@ -15,8 +15,14 @@ from typing import List, Optional
 from .artefacts import describe
 from .config import REPO_ROOT, CourseConfigError, resolve
 from .lessons import available_lessons
+from .serving.serving_env import (
+    SERVING_PYTHON_VARIABLE,
+    ServingPythonError,
+    lmdeploy_importable,
+    serving_python,
+    serving_python_is_explicit,
+)
 
-SERVING_PYTHON = REPO_ROOT / ".venv-serving" / "bin" / "python"
 MIN_FREE_GB = 10.0
 # Measured sizes (GiB) of what the course can put on disk; the notebook compares them with free space.
 DISK_NEEDS_GIB = {
@@ -96,26 +102,44 @@ def check_xtuner() -> Check:
 
 
 def check_serving() -> Check:
-    if importlib.util.find_spec("lmdeploy") is not None:
+    """LMDeploy in this kernel, else in the serving environment (serving_env.serving_python: the Python
+    COURSE_SERVING_PYTHON names, else .venv-serving's), as api_server and the prompt rendering find it."""
+    try:
+        python = serving_python()
+    except ServingPythonError as error:
+        return Check(
+            "serving environment",
+            False,
+            str(error),
+            f"`unset {SERVING_PYTHON_VARIABLE}` to use .venv-serving, or set it to a Python that imports lmdeploy",
+        )
+    if lmdeploy_importable():
         return Check("serving environment", True, f"lmdeploy {_version('lmdeploy')} in this kernel")
-    if not SERVING_PYTHON.exists():
+    if python is None:
         return Check(
             "serving environment",
             None,
             "not installed (LMDeploy lessons use the transformers backend instead)",
             "on a GPU machine: `make serving-env`, then pick the kernel 'Course kit (serving env, LMDeploy)'",
         )
+    explicit = serving_python_is_explicit()
     probe = subprocess.run(
-        [str(SERVING_PYTHON), "-c", "import importlib.metadata as m; print(m.version('lmdeploy'))"],
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('lmdeploy'))"],
         capture_output=True,
         text=True,
         timeout=120,
     )
     if probe.returncode != 0:
         return Check(
-            "serving environment", False, f"{SERVING_PYTHON} cannot import lmdeploy", "re-run `make serving-env`"
+            "serving environment",
+            False,
+            f"{python}{f' ({SERVING_PYTHON_VARIABLE})' if explicit else ''} cannot import lmdeploy",
+            f"set {SERVING_PYTHON_VARIABLE} to a Python that imports lmdeploy, or unset it"
+            if explicit
+            else "re-run `make serving-env`",
         )
-    return Check("serving environment", True, f"lmdeploy {probe.stdout.strip()} in {SERVING_PYTHON.parent.parent}")
+    where = f"{python} ({SERVING_PYTHON_VARIABLE})" if explicit else str(python.parent.parent)
+    return Check("serving environment", True, f"lmdeploy {probe.stdout.strip()} in {where}")
 
 
 def check_model(setup) -> Check:
@@ -153,8 +177,8 @@ def check_model(setup) -> Check:
 def check_data(setup) -> Check:
     path = setup.data_path
     if path is None and setup.is_tiny:
-        from course_lib.food_vqa import food_vqa_dir
-        from course_lib.food_vqa import is_complete as data_built
+        from course_lib.kit_food_set import food_vqa_dir
+        from course_lib.kit_food_set import is_complete as data_built
 
         built = food_vqa_dir(setup.cache)
         if data_built(built):

@@ -73,10 +73,10 @@ def lora(figures: dict, records: int) -> None:
         figures["lora"] = f"skipped: XTuner does not import here ({error}); run it in the course environment"
         print(figures["lora"], flush=True)
         return
-    from course_lib.finetune.food import kit_food_set
+    from course_lib.finetune.plan import linked_food_set
     from course_lib.finetune.runner import loss_history, new_run, train
 
-    data = kit_food_set(cache_dir(), log=lambda *_: None)
+    data = linked_food_set(cache_dir(), log=lambda *_: None)
     subset = json.loads((data / "xtuner" / "finetune_new.json").read_text(encoding="utf-8"))[:records]
     work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     (work / "train.json").write_text(json.dumps(subset, ensure_ascii=False), encoding="utf-8")

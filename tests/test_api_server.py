@@ -13,16 +13,9 @@ from PIL import Image
 
 from course_lib.serving import GenerationSettings
 from course_lib.serving import openai_client as oc
-from course_lib.serving.api_server import (
-    ApiServer,
-    ServerProcess,
-    ServerStartError,
-    api_server_command,
-    api_server_status,
-    free_port,
-    lmdeploy_cli,
-)
+from course_lib.serving.api_server import ApiServer, api_server_command, api_server_status, lmdeploy_cli
 from course_lib.serving.kv_cache import cache_memory_estimate, kv_bytes_per_token
+from course_lib.serving.server_process import ServerProcess, ServerStartError, free_port
 from course_lib.tiling import ImageLoadError, open_rgb
 
 DUMPLINGS = FOOD_IMAGES / "1f95f.webp"

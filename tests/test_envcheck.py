@@ -82,3 +82,80 @@ def test_check_fails_on_a_configuration_error_so_make_course_stops():
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Course configuration error: mode must be one of" in result.stdout
     assert "error: mode must be one of" in result.stderr
+
+
+# ---- the serving Python: one function (serving_env.serving_python) for envcheck, api_server and the renderer ----
+def _serving_bin(tmp_path):
+    """A folder laid out like a serving environment's bin/: `python` is this very interpreter (a link to
+    sys.executable, so it really runs, without lmdeploy), `lmdeploy` a command that is there but never run."""
+    import os
+    import sys
+
+    bin_dir = tmp_path / "serving" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").symlink_to(sys.executable)
+    (bin_dir / "lmdeploy").write_text("#!/bin/sh\necho 'not LMDeploy' >&2\nexit 1\n")
+    os.chmod(bin_dir / "lmdeploy", 0o755)
+    return bin_dir
+
+
+def test_course_serving_python_is_used_by_envcheck_and_the_api_server(tmp_path, monkeypatch, tiny_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from course_lib.serving.api_server import ApiServer, api_server_status, lmdeploy_cli
+    from course_lib.serving.lmdeploy_backend import renderer_status
+    from course_lib.serving.serving_env import lmdeploy_importable, serving_python
+
+    monkeypatch.setenv("COURSE_SERVING_PYTHON", sys.executable)
+    assert serving_python() == Path(sys.executable)
+
+    bin_dir = _serving_bin(tmp_path)
+    python = bin_dir / "python"
+    assert subprocess.run([str(python), "-c", "print('runs')"], capture_output=True, text=True).stdout == "runs\n"
+    monkeypatch.setenv("COURSE_SERVING_PYTHON", str(python))
+    assert serving_python() == python
+    # the api_server runs the `lmdeploy` next to that Python
+    assert lmdeploy_cli() == bin_dir / "lmdeploy"
+    assert api_server_status(has_cuda=True) == (True, f"{bin_dir / 'lmdeploy'} and a CUDA GPU are there")
+    server = ApiServer(tiny_path, work_dir=tmp_path / "work")  # built, not started
+    assert server.command[:3] == [str(bin_dir / "lmdeploy"), "serve", "api_server"]
+
+    serving = envcheck.check_serving()
+    if lmdeploy_importable():  # this kernel has LMDeploy itself: that is what the check reports
+        assert serving.ok is True and "in this kernel" in serving.detail
+        return
+    # the check ran that Python for real: it cannot import lmdeploy, and the report says which Python and why
+    assert serving.ok is False
+    assert serving.detail == f"{python} (COURSE_SERVING_PYTHON) cannot import lmdeploy"
+    assert "COURSE_SERVING_PYTHON" in serving.fix
+    assert f"serving environment: {python} (COURSE_SERVING_PYTHON) cannot import lmdeploy" in envcheck.report()
+    ok, why = renderer_status()  # LMDeploy's prompt rendering asks the same Python
+    assert not ok and str(python) in why and "cannot import lmdeploy" in why
+
+
+def test_a_course_serving_python_that_is_not_there_is_named(tmp_path, monkeypatch):
+    import pytest
+
+    from course_lib.serving.api_server import ApiServer, api_server_status
+    from course_lib.serving.lmdeploy_backend import renderer_status
+    from course_lib.serving.serving_env import ServingPythonError, lmdeploy_importable, serving_python
+
+    missing = tmp_path / "no-such-env" / "bin" / "python"
+    monkeypatch.setenv("COURSE_SERVING_PYTHON", str(missing))
+    message = f"COURSE_SERVING_PYTHON is set to {missing}, which is not a file"
+    with pytest.raises(ServingPythonError, match="COURSE_SERVING_PYTHON is set to .*no-such-env.*not a file"):
+        serving_python()
+
+    serving = envcheck.check_serving()
+    assert serving.ok is False and serving.detail.startswith(message) and "COURSE_SERVING_PYTHON" in serving.fix
+    assert f"[MISS] serving environment: {message}" in envcheck.report(short=True)
+
+    ok, why = api_server_status(has_cuda=True)
+    assert not ok and why.startswith(message)
+    with pytest.raises(ServingPythonError, match="no-such-env"):
+        ApiServer(tmp_path / "model")  # refused before anything is written or started
+    if not lmdeploy_importable():
+        ok, why = renderer_status()
+        assert not ok and why.startswith(message)

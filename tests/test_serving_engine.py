@@ -14,7 +14,8 @@ from conftest import FOOD_IMAGES, REPO_ROOT
 
 from course_lib.sample_pictures import awkward_pictures
 from course_lib.serving import GenerationSettings, Session, choose_backend, lmdeploy_status
-from course_lib.serving.engine import ContextTooLong, lmdeploy_importable, make_turn
+from course_lib.serving.engine import ContextTooLong, make_turn
+from course_lib.serving.serving_env import lmdeploy_importable
 from course_lib.serving.transformers_backend import TransformersEngine
 from course_lib.tiling import ImageLoadError, open_rgb
 
@@ -34,7 +35,7 @@ def engine(tiny, tiny_path):
 
 @pytest.fixture(scope="module")
 def wide_image():
-    from course_lib.food_images import side_by_side
+    from course_lib.food_artwork import side_by_side
 
     return side_by_side(["dumplings", "ramen noodles", "mooncake"])  # 3:1 -> 3 tiles + thumbnail at the default budget
 
@@ -365,7 +366,7 @@ def test_lmdeploy_tiles_the_pictures_the_kit_hands_it_exactly_as_the_kit_does(ti
 def _pipeline_python():
     """The Python that can run LMDeploy's pipeline (this one, or the serving environment's), or a skip reason."""
     from course_lib.config import cuda_available
-    from course_lib.serving.api_server import serving_python
+    from course_lib.serving.serving_env import serving_python
 
     if LMDEPLOY_OK:
         return sys.executable, ""

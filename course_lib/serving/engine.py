@@ -1,5 +1,8 @@
 """One serving API over two backends: LMDeploy (GPU only) and transformers (the InternVL2 remote code).
 
+This module is what every backend builds on (Engine, GenerationSettings, Session, Turn, ...); it imports no
+backend. Which backend serves is backends.make_engine's choice (also `course_lib.serving.make_engine`):
+
     engine = make_engine(setup)                       # LMDeploy if it imports and CUDA is there, else transformers
     engine.generate([("What dish is this?", image)])  # one or many (question, image) prompts -> answers
     session = engine.chat("What dish is this?", image)            # multi-turn: session.response.text,
@@ -12,18 +15,14 @@ both stop at the template's separator (`<|im_end|>`), and images are opened the 
 """
 
 import dataclasses
-import importlib.util
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from PIL import Image
 
-from ..artefacts import lesson_model
 from ..tiling import open_rgb
 
-BACKENDS = ("auto", "transformers", "lmdeploy")
 ImageLike = Union[str, Path, Image.Image]
 
 
@@ -315,74 +314,3 @@ class Engine:
 
     def _stream(self, session: Session, turn: Turn, settings: GenerationSettings) -> Iterable[str]:
         raise NotImplementedError
-
-
-# ---- choosing a backend -------------------------------------------------------------------------
-def lmdeploy_importable() -> bool:
-    return importlib.util.find_spec("lmdeploy") is not None
-
-
-def lmdeploy_status(has_lmdeploy: Optional[bool] = None, has_cuda: Optional[bool] = None) -> Tuple[bool, str]:
-    """(can the LMDeploy pipeline run in this Python?, the reason in one sentence)."""
-    from ..config import cuda_available
-
-    has_lmdeploy = lmdeploy_importable() if has_lmdeploy is None else has_lmdeploy
-    has_cuda = cuda_available() if has_cuda is None else has_cuda
-    if not has_lmdeploy:
-        return False, (
-            f"lmdeploy is not installed in this Python ({sys.prefix}): it lives in the serving "
-            "environment .venv-serving (`make serving-env`, GPU machines only), because LMDeploy 0.18 "
-            "needs transformers>=4.56 and XTuner pins 4.48"
-        )
-    if not has_cuda:
-        return False, "lmdeploy is installed but torch sees no CUDA GPU, and LMDeploy 0.18 runs only on GPUs"
-    return True, "lmdeploy is installed and torch sees a CUDA GPU"
-
-
-def choose_backend(
-    requested: str = "auto", has_lmdeploy: Optional[bool] = None, has_cuda: Optional[bool] = None
-) -> Tuple[str, List[str]]:
-    """(backend name, reasons). "auto" picks LMDeploy where it can run, else transformers."""
-    requested = (requested or "auto").strip().lower()
-    if requested not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {requested!r}")
-    ok, reason = lmdeploy_status(has_lmdeploy, has_cuda)
-    if requested == "transformers":
-        return "transformers", ["the transformers backend was asked for", f"(LMDeploy: {reason})"]
-    if requested == "lmdeploy":
-        if not ok:
-            raise RuntimeError(f"the LMDeploy backend was asked for, but {reason}")
-        return "lmdeploy", ["the LMDeploy backend was asked for", reason]
-    if ok:
-        return "lmdeploy", [reason, "LMDeploy serves faster (continuous batching, paged KV cache)"]
-    return "transformers", [reason, "so the InternVL2 remote code answers through transformers (same prompts)"]
-
-
-def make_engine(
-    setup,
-    backend: str = "auto",
-    settings: Optional[GenerationSettings] = None,
-    max_tiles: Optional[int] = None,
-    model_path=None,
-    **lmdeploy_options,
-) -> Engine:
-    """The engine for a course setup (course_lib.begin()): tiny checkpoint on CPU, real one on GPU.
-
-    lmdeploy_options go to LMDeployEngine (engine="turbomind"|"pytorch", session_len,
-    cache_max_entry_count, tp, quant_policy). `engine.why` says which backend runs and why.
-    """
-    name, why = choose_backend(backend)
-    path = Path(model_path) if model_path is not None else lesson_model(setup)
-    if name == "lmdeploy":
-        from .lmdeploy_backend import LMDeployEngine
-
-        lmdeploy_options.setdefault("engine", "pytorch" if setup.is_tiny else "turbomind")
-        why.append(
-            f"LMDeploy's {lmdeploy_options['engine']} engine "
-            f"({'the tiny checkpoint has unusual sizes' if setup.is_tiny else 'its fastest'})"
-        )
-        return LMDeployEngine(path, settings=settings, max_tiles=max_tiles, why=why, **lmdeploy_options)
-    from .transformers_backend import TransformersEngine
-
-    why.append(f"model on {setup.device}" + (" (tiny checkpoint)" if setup.is_tiny else ""))
-    return TransformersEngine.load(path, device=setup.device, settings=settings, max_tiles=max_tiles, why=why)

@@ -32,7 +32,10 @@ from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 from ..checkpoints import chat_template_fields
+from ..config import REPO_ROOT
+from ..tiling import open_rgb
 from .engine import Engine, GenerationSettings, Response, Session, Turn, make_turn
+from .serving_env import ServingPythonError, lmdeploy_importable, serving_python
 
 IMAGE_TOKEN = "<IMG_CONTEXT>"
 ENGINES = ("turbomind", "pytorch")
@@ -211,12 +214,12 @@ def prompt_text(model_path, previous: Sequence[Turn], turn: Turn, template: str 
 
 def renderer_status() -> Tuple[bool, str]:
     """(can LMDeploy's own prompt rendering run: in this Python, or in the serving environment's?, why not)."""
-    from .api_server import serving_python
-    from .engine import lmdeploy_importable
-
     if lmdeploy_importable():
         return True, "lmdeploy imports in this Python"
-    python = serving_python()
+    try:
+        python = serving_python()
+    except ServingPythonError as error:
+        return False, str(error)
     if python is None:
         return False, (
             f"lmdeploy is not importable in this Python ({sys.prefix}) and there is no serving environment "
@@ -231,9 +234,6 @@ def renderer_status() -> Tuple[bool, str]:
 def _in_serving_env(arguments: Sequence[str], cases: Sequence[dict]) -> str:
     """Run `python -m course_lib.serving.lmdeploy_backend ARGUMENTS` with the serving environment's Python,
     the cases as JSON on stdin; its stdout, or a RuntimeError with the end of its stderr."""
-    from ..config import REPO_ROOT
-    from .api_server import serving_python
-
     command = [str(serving_python()), "-m", "course_lib.serving.lmdeploy_backend", *arguments]
     done = subprocess.run(
         command,
@@ -260,8 +260,6 @@ def render_prompts(model_path, cases: Sequence[dict], template: str = "checkpoin
     """LMDeploy's prompts ({"text", "input_ids"}) for cases {"question", "image": path, "max_tiles", "history"}:
     in this Python if lmdeploy imports, else with the serving environment's Python (see renderer_status).
     template: "checkpoint" (what the kit serves with) or "tokenizer" (LMDeploy's default)."""
-    from .engine import lmdeploy_importable
-
     cases = _with_paths(cases)
     if lmdeploy_importable():
         return [prompt_text(model_path, *_case(case), template) for case in cases]
@@ -289,8 +287,6 @@ def read_picture(path, reading: str):
     if reading not in READINGS:
         raise ValueError(f"reading must be one of {READINGS}, got {reading!r}")
     if reading == "kit":
-        from ..tiling import open_rgb
-
         return open_rgb(path)
     from lmdeploy.vl import load_image
 

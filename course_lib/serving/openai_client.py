@@ -12,6 +12,7 @@ same request dict with an Engine, so the calls can be shown on a machine without
 import base64
 import binascii
 import io
+import json
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -102,8 +103,6 @@ def completion_request(
 
 def request_size(request: dict) -> int:
     """Bytes of the request's JSON body (base64 images are most of it: about 4/3 of the encoded picture)."""
-    import json
-
     return len(json.dumps(request).encode("utf-8"))
 
 
