@@ -12,13 +12,14 @@ import torch
 from tqdm.auto import tqdm
 from transformers import StoppingCriteriaList
 
+from .asking import ask, ask_each, image_question, pixels_for
 from .evaluation import evaluate_cached, parse_dish
 from .finetune.plan import PROBES, evaluations_dir, kit_set
+from .internvl_format import SEPARATOR
 from .kit_food_set import CUISINE_NAMES, FOLLOW_UP_QUESTION, UNKNOWN_ANSWER
 from .models import load_internvl
 from .probe_scores import probe_figures
 from .serving.transformers_backend import TokenCounter
-from .tiling import load_image, tiling_settings
 
 
 def cuisines_named(answer: str) -> List[str]:
@@ -73,24 +74,17 @@ def measure(
     )
     scored, probed = results["kit food set"], results[PROBES]
     model, tokenizer = load_internvl(model_path, device, torch.float32 if device == "cpu" else None)
-    stop_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    settings = tiling_settings(model.config)
+    stop_id = tokenizer.convert_tokens_to_ids(SEPARATOR)
 
-    def ask(pixels, questions, history=None):
+    def answered(pixels, questions, history=None):
         """[(answer, generated ids)]: one question per picture, or one follow-up after history."""
         counter = TokenCounter()
-        config = {
-            "max_new_tokens": max_new_tokens,
-            "do_sample": False,
-            "stopping_criteria": StoppingCriteriaList([counter]),
-        }
-        with torch.no_grad():
-            if history is None:
-                answers = model.batch_chat(
-                    tokenizer, torch.cat(pixels), questions, config, num_patches_list=[p.shape[0] for p in pixels]
-                )
-            else:
-                answers = [model.chat(tokenizer, pixels[0], questions[0], config, history=history)]
+        config = {"max_new_tokens": max_new_tokens, "do_sample": False}
+        config["stopping_criteria"] = StoppingCriteriaList([counter])
+        if history is None:
+            answers = ask_each(model, tokenizer, pixels, questions, config)
+        else:
+            answers = [ask(model, tokenizer, pixels[0], questions[0], config, history=history)]
         rows = counter.ids.tolist() if counter.ids is not None else [[] for _ in answers]
         return list(zip(answers, rows))
 
@@ -108,13 +102,12 @@ def measure(
     with tqdm(total=len(opens), desc="conversations", unit="picture", disable=not progress) as bar:
         for start in range(0, len(opens), batch_size):
             batch = opens[start : start + batch_size]
-            pixels = [load_image(data_root / r["image"], **settings).to(model.device, model.dtype) for r in batch]
-            firsts = ask(pixels, [r["question"] for r in batch])
+            pixels = [pixels_for(model, data_root / r["image"]) for r in batch]
+            firsts = answered(pixels, [r["question"] for r in batch])
             for record, picture, (answer, ids) in zip(batch, pixels, firsts):
                 follow_up = FOLLOW_UP_QUESTION[record["lang"]]
-                first = record["question"] if "<image>" in record["question"] else "<image>\n" + record["question"]
-                history = [(first, answer)]  # as chat() records its first turn
-                ((second, second_ids),) = ask([picture], [follow_up], history)
+                history = [(image_question(record["question"]), answer)]  # as chat() records its first turn
+                ((second, second_ids),) = answered([picture], [follow_up], history)
                 turns = [turn(record["question"], answer, ids), turn(follow_up, second, second_ids)]
                 conversations.append(
                     {

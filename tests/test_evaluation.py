@@ -237,6 +237,20 @@ BEFORE = ["A. 饺子", "A", "I am not sure", "奶茶", "图中的菜是月饼。
 AFTER = ["A. 饺子", "B. 月饼", "D. hot pot", "A or B", "图中的菜是饺子。", "This is mooncake.", "这是炒饭"]
 
 
+def test_options_dishes_come_from_the_records_choice_dishes_when_it_has_them():
+    """The kit's records name each option's dish (choice_dishes); FoodieQA's are looked up by the option's name."""
+    record = dict(_mc("q1", "dumplings", "A"), choices=["一种面食", "月饼", "奶茶", "火锅"])
+    plain = score([record], ["一种面食"], DISHES).rows[0]
+    assert plain["parsed"] == "A" and plain["predicted_dish"] == "一种面食" and plain["about_dish"] is False
+    tagged = dict(record, choice_dishes=["dumplings", "mooncake", "milk_tea", "hotpot"])
+    for answer in ("一种面食", "dumplings", "A"):  # the option's text, its dish's name, the letter
+        row = score([tagged], [answer], DISHES).rows[0]
+        assert row["parsed"] == "A" and row["predicted_dish"] == "dumplings" and row["about_dish"] and row["correct"]
+    assert score([tagged], ["月饼"], DISHES).rows[0]["predicted_dish"] == "mooncake"
+    with pytest.raises(ValueError, match="q1.*4 choices but 3 choice_dishes"):
+        score([dict(tagged, choice_dishes=["dumplings", "mooncake", "milk_tea"])], ["A"], DISHES)
+
+
 def test_score_rows_accuracy_and_unparsed():
     result = score(RECORDS, BEFORE, DISHES)
     rows = {r["id"]: r for r in result.rows}

@@ -15,11 +15,11 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
+from ..asking import ask, ask_each, image_question
+from ..internvl_format import IMG_CONTEXT_TOKEN, expand_image_tags
 from ..models import load_internvl
 from ..tiling import image_to_pixel_values, lmdeploy_max_tiles, tiling_settings
 from .engine import ContextTooLong, Engine, GenerationSettings, Response, Session, Turn, make_turn
-
-IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
 
 
 class _StopWhenSet(StoppingCriteria):
@@ -53,7 +53,7 @@ class TokenCounter(StoppingCriteria):
 
 def model_question(turn: Turn) -> str:
     """The question as InternVL2's chat sees it: an image turn starts with the `<image>` placeholder."""
-    return "<image>\n" + turn.question if turn.image is not None else turn.question
+    return image_question(turn.question) if turn.image is not None else turn.question
 
 
 class TransformersEngine(Engine):
@@ -79,7 +79,7 @@ class TransformersEngine(Engine):
         self.session_len = session_len or model.config.llm_config.max_position_embeddings
         self.device = model.language_model.get_input_embeddings().weight.device
         self.dtype = next(model.vision_model.parameters()).dtype
-        model.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
+        model.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
         self._adds_bos = tokenizer("").input_ids[:1] == [tokenizer.bos_token_id]
         self._lock = threading.RLock()
 
@@ -111,10 +111,7 @@ class TransformersEngine(Engine):
             template.append_message(template.roles[1], old_answer)
         template.append_message(template.roles[0], question)
         template.append_message(template.roles[1], None)
-        query = template.get_prompt()
-        for tiles in num_patches:
-            query = query.replace("<image>", IMG_START + IMG_CONTEXT * self.model.num_image_token * tiles + IMG_END, 1)
-        return query
+        return expand_image_tags(template.get_prompt(), num_patches, self.model.num_image_token)
 
     def _prepare(self, previous: Sequence[Turn], turn: Turn, settings: GenerationSettings):
         history = [(model_question(t), t.answer) for t in previous]
@@ -145,13 +142,8 @@ class TransformersEngine(Engine):
     def _chat(self, prepared, extra: Optional[dict] = None) -> str:
         question, history, pixel_values, num_patches, config = prepared
         with self._lock:
-            return self.model.chat(
-                self.tokenizer,
-                pixel_values,
-                question,
-                {**config, **(extra or {})},
-                history=history,
-                num_patches_list=num_patches,
+            return ask(
+                self.model, self.tokenizer, pixel_values, question, {**config, **(extra or {})}, history, num_patches
             )
 
     def _answer(self, session: Session, turn: Turn, settings: GenerationSettings) -> str:
@@ -162,14 +154,12 @@ class TransformersEngine(Engine):
         with_images = [i for i, turn in enumerate(turns) if turn.image is not None]
         if with_images:  # one left-padded batch through batch_chat
             prepared = [self._prepare([], turns[i], settings) for i in with_images]
-            pixel_values = torch.cat([p[2] for p in prepared])
-            num_patches = [p[3][0] for p in prepared]
             config = dict(prepared[0][4], max_new_tokens=min(p[4]["max_new_tokens"] for p in prepared))
             counter = TokenCounter()
             config["stopping_criteria"] = StoppingCriteriaList([counter])
             with self._lock:
-                outputs = self.model.batch_chat(
-                    self.tokenizer, pixel_values, [p[0] for p in prepared], config, num_patches_list=num_patches
+                outputs = ask_each(
+                    self.model, self.tokenizer, [p[2] for p in prepared], [p[0] for p in prepared], config
                 )
             for i, text, tokens in zip(with_images, outputs, counter.counts(self.stop_id)):
                 answers[i] = Response(text, tokens=tokens)
