@@ -73,18 +73,9 @@ def status(setup: CourseSetup) -> Dict[str, Found]:
         found["course model"] = Found(course_model.SHIPPED_DIR, True, words)
     else:
         found["course model"] = Found(found["course model"].path, found["course model"].ready, words)
-    if setup.model_path is not None:
-        there = setup.model_path.exists()
-        found["before model"] = Found(
-            setup.model_path, there or False, str(setup.model_path) + ("" if there else "  [missing]")
-        )
-    else:
-        found["before model"] = found["course model"]
+    found["before model"] = found["course model"] if setup.model_path is None else _configured(setup.model_path)
     if setup.data_path is not None:
-        there = setup.data_path.exists()
-        found["food set"] = Found(
-            setup.data_path, there or False, str(setup.data_path) + ("" if there else "  [missing]")
-        )
+        found["food set"] = _configured(setup.data_path)
     elif not setup.is_tiny:
         found["food set"] = Found(None, False, "none (set COURSE_DATA_PATH)")
     found["after model"] = _after(setup.cache)
@@ -93,7 +84,7 @@ def status(setup: CourseSetup) -> Dict[str, Found]:
 
 def _configured(path: Path) -> Found:
     there = path.exists()
-    return Found(path, True if there else False, str(path) + ("" if there else "  [missing]"))
+    return Found(path, there, str(path) + ("" if there else "  [missing]"))
 
 
 def _built(artefact: Artefact, cache: Path) -> Found:

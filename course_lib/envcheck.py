@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from .artefacts import describe
+from .artefacts import describe, status
 from .config import REPO_ROOT, CourseConfigError, resolve
 from .lessons import available_lessons
 from .serving.serving_env import (
@@ -143,23 +143,14 @@ def check_serving() -> Check:
 
 
 def check_model(setup) -> Check:
-    if setup.is_tiny:
-        from course_lib.course_model import SHIPPED_DIR, recipe_hash, shipped_hash, shipped_is_current
-
-        if shipped_is_current():
-            info = json.loads((SHIPPED_DIR / "course_model.json").read_text())
-            return Check(
-                "model",
-                True,
-                f"the course model (tiny InternVL2, {info['parameters'] / 1e6:.2f} M parameters, "
-                f"pre-trained on the food set) at {SHIPPED_DIR}",
-            )
+    if setup.is_tiny:  # the course model: shipped, or built in the cache when its sources changed (artefacts.status)
+        found = status(setup)["before model"]
+        if found.ready:
+            return Check("model", True, found.words)
         return Check(
             "model",
             None,
-            f"assets/course-model was built from other sources (recipe {shipped_hash()}, "
-            f"these sources: {recipe_hash()}): the course model is built in the cache on first "
-            "use (about 16 CPU minutes)",
+            f"{found.words}: built on first use (about 16 CPU minutes)",
             "`make course-model PUBLISH=1` rebuilds and ships it",
         )
     config = json.loads((setup.model_path / "config.json").read_text())
@@ -176,19 +167,11 @@ def check_model(setup) -> Check:
 
 def check_data(setup) -> Check:
     path = setup.data_path
-    if path is None and setup.is_tiny:
-        from course_lib.kit_food_set import food_vqa_dir
-        from course_lib.kit_food_set import is_complete as data_built
-
-        built = food_vqa_dir(setup.cache)
-        if data_built(built):
-            return Check("data", True, f"the kit's food VQA set at {built}")
-        return Check(
-            "data",
-            None,
-            f"the kit's food VQA set is not built yet ({built})",
-            "it is rendered from assets/ on first use in seconds",
-        )
+    if path is None and setup.is_tiny:  # the kit's food set, rendered in the cache (artefacts.status)
+        found = status(setup)["food set"]
+        if found.ready:
+            return Check("data", True, found.words)
+        return Check("data", None, found.words, "it is rendered from assets/ on first use in seconds")
     if path is None:
         return Check("data", False, "no dataset folder configured", "set COURSE_DATA_PATH to the FoodieQA folder")
     if not path.exists():

@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
+from .internvl_format import IMG_CONTEXT_TOKEN
+
 BEGIN = (
     "# ---- your answer ----"  # the lesson's main exercise; a further one names itself: "# ---- your answer (02b) ----"
 )
@@ -193,7 +195,7 @@ def _lesson_06(context_tokens, engine):
     from .food_artwork import side_by_side
 
     wide = side_by_side(["dumplings", "ramen noodles", "mooncake"])
-    counted = engine.prompt_text("这几道菜是什么？", wide, max_tiles=2).count("<IMG_CONTEXT>")
+    counted = engine.prompt_text("这几道菜是什么？", wide, max_tiles=2).count(IMG_CONTEXT_TOKEN)
     _expect(context_tokens == counted, "3:1 within 2 tiles is a 2x1 grid, plus the thumbnail, x 256")
     return f"{counted} image tokens = {counted // 256} tiles x 256."
 

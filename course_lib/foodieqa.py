@@ -17,6 +17,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from .internvl_format import IMAGE_TAG, with_image_tag
 from .question_format import LETTERS, multiple_choice
 from .vqa_data import DataError, read_json_records
 
@@ -216,10 +217,10 @@ def to_xtuner_training(
         image = find_image(folder, item["food_meta"]["food_file"]) or str(item["food_meta"]["food_file"])
         answer = int(item["answer"])
         if seed_lesson_format:
-            human = item["question"] + "\n<image>"
+            human = item["question"] + "\n" + IMAGE_TAG
             gpt = item["choices"][answer] + "，图中的菜是" + _food_name(item)
         else:
-            human = "<image>\n" + mc_question(item["question"], item["choices"], "zh")
+            human = with_image_tag(mc_question(item["question"], item["choices"], "zh"))
             gpt = f"{LETTERS[answer]}. {item['choices'][answer]}"
         records.append(
             {

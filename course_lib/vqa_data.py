@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 from typing import List, Optional
 
+from .internvl_format import IMAGE_TAG
 from .probes import COLOURS, COUNTS
 from .question_format import LETTERS
 from .tiling import ImageLoadError, open_rgb
 
 ROLES = ("human", "gpt")
-IMAGE_TAG = "<image>"
 EVAL_KINDS = ("mc", "open", "yesno", "colour", "count")  # the last three: course_lib.probes
 # What each probe kind's field 'answer' may be.
 PROBE_ANSWERS = {"yesno": ("yes", "no"), "colour": tuple(COLOURS), "count": tuple(str(n) for n in COUNTS)}

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from course_lib import connectors as C
+from course_lib import internvl_format as F
 
 WIDTH = 6
 
@@ -66,9 +67,9 @@ def test_internvl_prompt_matches_the_models_own(tiny, tiles):
     theirs, _ = model._build_query(question, None, tiles)
     assert ours == theirs
     ids = tokenizer(ours, return_tensors="pt").input_ids
-    context_id = tokenizer.convert_tokens_to_ids(C.IMG_CONTEXT_TOKEN)
+    context_id = tokenizer.convert_tokens_to_ids(F.IMG_CONTEXT_TOKEN)
     assert int((ids == context_id).sum()) == 256 * sum(tiles)
-    assert int((ids == tokenizer.convert_tokens_to_ids(C.IMG_START_TOKEN)).sum()) == len(tiles)
+    assert int((ids == tokenizer.convert_tokens_to_ids(F.IMG_START_TOKEN)).sum()) == len(tiles)
 
 
 def test_internvl_merge_and_projector_match_the_tiny_model(tiny):
@@ -77,7 +78,7 @@ def test_internvl_merge_and_projector_match_the_tiny_model(tiny):
     pixels = torch.randn(2, 3, 448, 448)
     prompt = C.internvl_prompt("<image>\n这是什么？", [2], model.system_message, model.num_image_token)
     ids = tokenizer(prompt, return_tensors="pt").input_ids
-    context_id = tokenizer.convert_tokens_to_ids(C.IMG_CONTEXT_TOKEN)
+    context_id = tokenizer.convert_tokens_to_ids(F.IMG_CONTEXT_TOKEN)
     with torch.no_grad():
         vit = model.vision_model(pixel_values=pixels).last_hidden_state[:, 1:]
         ours_features = C.internvl_connect(vit, model.mlp1, model.downsample_ratio)

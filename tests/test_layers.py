@@ -141,3 +141,20 @@ def test_the_known_exceptions_are_still_there():
     graph = _graph()
     gone = [pair for pair in KNOWN if pair[1] not in graph.get(pair[0], set())]
     assert not gone, f"these imports are gone: take them off KNOWN in tests/test_layers.py: {gone}"
+
+
+def test_every_import_of_the_kit_names_a_module_that_exists():
+    """An import inside a function runs only when the function does: a relative one that points at no module
+    (`from .tiling import ...` in a subpackage) would fail in front of a student, not here."""
+    modules = _modules()
+    missing = []
+    for name, path in modules.items():
+        package = name.split(".") if path.name == "__init__.py" and name != "__init__" else name.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package[: len(package) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+                where = PACKAGE.joinpath(*module.split(".")) if module else PACKAGE
+                if not (where.with_suffix(".py").is_file() or (where / "__init__.py").is_file()):
+                    missing.append(f"course_lib.{name} line {node.lineno}: {'.' * node.level}{node.module or ''}")
+    assert not missing, f"imports of modules that do not exist: {missing}"

@@ -33,11 +33,12 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 from ..checkpoints import chat_template_fields
 from ..config import REPO_ROOT
+from ..internvl_format import IMG_CONTEXT_TOKEN
 from ..tiling import open_rgb
 from .engine import Engine, GenerationSettings, Response, Session, Turn, make_turn
 from .serving_env import ServingPythonError, lmdeploy_importable, serving_python
 
-IMAGE_TOKEN = "<IMG_CONTEXT>"
+IMAGE_TOKEN = IMG_CONTEXT_TOKEN  # LMDeploy puts one per image in the prompt, then expands it
 ENGINES = ("turbomind", "pytorch")
 
 

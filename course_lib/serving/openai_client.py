@@ -18,10 +18,10 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 from PIL import Image
 
+from ..internvl_format import STOP_WORDS
 from ..tiling import ImageLoadError, open_rgb
 from .engine import Engine, GenerationSettings, Session, Turn, make_turn
 
-STOP_WORDS = ["<|im_end|>"]  # InternVL2's internlm2-chat separator: stop there (lmdeploy#2120)
 ImageLike = Union[str, Path, Image.Image]
 
 
