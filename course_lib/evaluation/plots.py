@@ -172,7 +172,6 @@ def plot_examples(before: EvalResult, after: EvalResult, dataset_root, limit: in
     """A gallery of fixed and broken questions: image, question, expected answer, answer before and after."""
     import matplotlib.pyplot as plt
 
-
     changes = fixed_and_broken(before, after)
     chosen = [(status, item) for status in ("fixed", "broken") for item in changes[status][:limit]]
     root = Path(dataset_root)
