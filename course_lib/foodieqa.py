@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 import numpy as np
+from PIL import Image
 
+from .food_artwork import dish_rgba
 from .internvl_format import IMAGE_TAG, with_image_tag
 from .question_format import LETTERS, multiple_choice
 from .vqa_data import DataError, read_json_records
@@ -266,10 +268,6 @@ def write_fake_release(folder) -> Path:
 
     Not FoodieQA data: the questions were written for the kit and the images are its emoji artwork.
     """
-    from PIL import Image
-
-    from .food_artwork import dish_rgba
-
     folder = Path(folder)
     (folder / "images").mkdir(parents=True, exist_ok=True)
     (folder / "FAKE_RELEASE.txt").write_text(

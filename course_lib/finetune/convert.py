@@ -154,7 +154,7 @@ def _check_tokenizer(base: Path, converted: Path) -> None:
 
 
 def _check_loads_and_answers(folder: Path, image=None) -> str:
-    import torch
+    import torch  # torch and transformers: loaded only when a converted model is checked
 
     from course_lib.asking import ask
     from course_lib.models import load_internvl

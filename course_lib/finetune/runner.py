@@ -21,6 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
+from course_lib.foodieqa import check_training_allowed
+from course_lib.vqa_data import read_json_records, validate_xtuner_records
+
+from .data_check import check_tokens, normalise_images
 from .xtuner_config import BATCH_SIZE, PROFILES, render
 
 PROGRESS = re.compile(r"Iter\(train\)\s*\[\s*(\d+)/(\d+)\].*?\blr: ([0-9.e+-]+).*?eta: (\S+).*?\bloss: ([0-9.naninf]+)")
@@ -103,10 +107,6 @@ def new_run(
     that every record leaves tokens to learn from and keeps its image tokens; pictures that XTuner would read
     differently from the rest of the kit are normalised into the run folder (run.json lists them).
     """
-    from course_lib.finetune.data_check import check_tokens, normalise_images
-    from course_lib.foodieqa import check_training_allowed
-    from course_lib.vqa_data import validate_xtuner_records
-
     if profile not in PROFILES:
         raise ValueError(
             f"profile {profile!r} is not an XTuner config profile of the kit; use one of {sorted(PROFILES)}"
@@ -185,8 +185,6 @@ def check_warmup(profile: str, train_json: Path) -> None:
     than begin"), and its LinearLR never reaches the full learning rate: after k warm-up iterations the
     cosine decay starts from (k - 1) / k of it. With k = 1 that is 0: the run trains nothing at all.
     """
-    from course_lib.vqa_data import read_json_records
-
     settings = PROFILES[profile]
     records = len(read_json_records(train_json))  # a list (or .jsonl), else a DataError that says what it is
     iterations = math.ceil(records / BATCH_SIZE) * settings["max_epochs"]
