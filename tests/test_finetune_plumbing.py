@@ -384,3 +384,29 @@ def test_the_gpu_recipe_refuses_to_start_without_a_gpu(tiny_path, small_data, tm
     with pytest.raises(TrainingFailed, match="trains with AMP .* and needs a CUDA GPU; torch sees none here"):
         train(run, progress=False)
     assert run.info()["status"] == "created" and not run.log_file.exists()  # XTuner was never started
+
+
+def test_a_one_gpu_run_of_the_gpu_recipe_is_started_with_a_process_group(tiny_path, small_data, tmp_path):
+    """XTuner's InternVL forward calls torch.distributed.get_rank(); `xtuner train` with NPROC_PER_NODE=1 starts
+    plain python with no process group, and the first iteration failed that way on an H200. The kit starts that
+    one process as torchrun would (launcher pytorch, rank 0 of 1); DeepSpeed, several GPUs and the CPU recipe
+    (its gloo hook) are left as XTuner starts them."""
+    data, images = small_data
+    real = new_run("food", "real", tiny_path, data, images, tmp_path / "runs")
+    tiny = new_run("food", "tiny", tiny_path, data, images, tmp_path / "runs")
+
+    command, env = runner.xtuner_command(real), runner.launch_env(real)
+    assert command[-2:] == ["--launcher", "pytorch"]
+    assert {k: env[k] for k in ("NPROC_PER_NODE", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR")} == {
+        "NPROC_PER_NODE": "1",
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+    }
+    assert 0 < int(env["MASTER_PORT"]) < 65536
+
+    for run, deepspeed, gpus in ((real, "deepspeed_zero2", 1), (real, None, 2), (tiny, None, 1)):
+        assert "--launcher" not in runner.xtuner_command(run, deepspeed, gpus)
+        assert runner.launch_env(run, deepspeed, gpus) == {"NPROC_PER_NODE": str(gpus)}
+    assert runner.xtuner_command(real, "deepspeed_zero2")[-2:] == ["--deepspeed", "deepspeed_zero2"]

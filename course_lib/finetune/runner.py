@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -217,12 +218,42 @@ def set_resume(config: Path, checkpoint: Optional[Path]) -> None:
     config.write_text(text, encoding="utf-8")
 
 
-def xtuner_command(run: TrainRun, deepspeed: Optional[str] = None) -> list:
+def needs_cuda(profile: str) -> bool:
+    """The GPU recipe trains with AMP, which mmengine's AmpOptimWrapper allows on CUDA only."""
+    return PROFILES[profile]["optim_wrapper"] == "AmpOptimWrapper"
+
+
+def single_gpu_process(run: TrainRun, deepspeed: Optional[str] = None, nproc_per_node: int = 1) -> bool:
+    """Whether XTuner would train the GPU recipe in one process that has no process group.
+
+    XTuner's InternVL_V1_5 calls torch.distributed.get_rank() in every forward pass (xtuner/model/internvl.py,
+    _llm_forward). With NPROC_PER_NODE=1 `xtuner train` starts plain `python train.py` (launcher "none"), and
+    the first iteration fails with "Default process group has not been initialized" (seen on an H200,
+    2026-12-04). DeepSpeed sets up its own group, several processes go through torchrun, and the CPU recipe's
+    SingleProcessGroupHook makes a gloo one; this one case is started as torchrun would start it.
+    """
+    return needs_cuda(run.info()["profile"]) and not deepspeed and nproc_per_node == 1
+
+
+def xtuner_command(run: TrainRun, deepspeed: Optional[str] = None, nproc_per_node: int = 1) -> list:
     xtuner = Path(sys.executable).parent / "xtuner"
     command = [str(xtuner) if xtuner.exists() else "xtuner", "train", str(run.config), "--work-dir", str(run.work_dir)]
     if deepspeed:
         command += ["--deepspeed", deepspeed]
+    if single_gpu_process(run, deepspeed, nproc_per_node):
+        command += ["--launcher", "pytorch"]  # mmengine then makes an NCCL group of one from the variables below
     return command
+
+
+def launch_env(run: TrainRun, deepspeed: Optional[str] = None, nproc_per_node: int = 1) -> Dict[str, str]:
+    """NPROC_PER_NODE for `xtuner train`, and for a one-GPU run the variables torchrun would set."""
+    env = {"NPROC_PER_NODE": str(nproc_per_node)}
+    if single_gpu_process(run, deepspeed, nproc_per_node):
+        with socket.socket() as sock:  # a port nothing listens on now, for the group's rendezvous
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    return env
 
 
 def training_env(run: TrainRun, extra: Optional[Dict[str, str]] = None) -> dict:
@@ -257,7 +288,7 @@ def train(
     resume_from = run.latest_checkpoint()
     set_resume(run.config, resume_from)
     run.update(status="running", resumed_from=str(resume_from) if resume_from else None)
-    env = training_env(run, {"NPROC_PER_NODE": str(nproc_per_node)})
+    env = training_env(run, launch_env(run, deepspeed, nproc_per_node))
     bar = None
     tail = []
     stopped_early, bad_loss = False, None
@@ -267,7 +298,7 @@ def train(
             f"{' (resuming from ' + resume_from.name + ')' if resume_from else ''} =====\n"
         )
         process = subprocess.Popen(
-            xtuner_command(run, deepspeed),
+            xtuner_command(run, deepspeed, nproc_per_node),
             env=env,
             cwd=run.work_dir,
             stdout=subprocess.PIPE,
@@ -348,7 +379,7 @@ def _check_hardware(run: TrainRun) -> None:
     import torch
 
     profile = run.info()["profile"]
-    if PROFILES[profile]["optim_wrapper"] == "AmpOptimWrapper" and not torch.cuda.is_available():
+    if needs_cuda(profile) and not torch.cuda.is_available():
         raise TrainingFailed(
             f"{run.work_dir.name} uses the {profile!r} recipe, which trains with AMP (fp16 loss scaling) "
             "and needs a CUDA GPU; torch sees none here. Train in tiny mode (COURSE_MODE=tiny) on this "
