@@ -2,6 +2,9 @@
 
 import difflib
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -386,6 +389,14 @@ def test_the_gpu_recipe_refuses_to_start_without_a_gpu(tiny_path, small_data, tm
     assert run.info()["status"] == "created" and not run.log_file.exists()  # XTuner was never started
 
 
+GROUP_OF_ONE = """
+import torch.distributed as dist
+dist.init_process_group("gloo")
+print("rank", dist.get_rank(), "of", dist.get_world_size())
+dist.destroy_process_group()
+"""
+
+
 def test_a_one_gpu_run_of_the_gpu_recipe_is_started_with_a_process_group(tiny_path, small_data, tmp_path):
     """XTuner's InternVL forward calls torch.distributed.get_rank(); `xtuner train` with NPROC_PER_NODE=1 starts
     plain python with no process group, and the first iteration failed that way on an H200. The kit starts that
@@ -397,14 +408,20 @@ def test_a_one_gpu_run_of_the_gpu_recipe_is_started_with_a_process_group(tiny_pa
 
     command, env = runner.xtuner_command(real), runner.launch_env(real)
     assert command[-2:] == ["--launcher", "pytorch"]
-    assert {k: env[k] for k in ("NPROC_PER_NODE", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR")} == {
+    assert env == {
         "NPROC_PER_NODE": "1",
         "RANK": "0",
         "LOCAL_RANK": "0",
         "WORLD_SIZE": "1",
         "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "0",
     }
-    assert 0 < int(env["MASTER_PORT"]) < 65536
+    # These variables make a group of one through torch's env:// rendezvous, as mmengine's launcher "pytorch"
+    # does (NCCL on a GPU; the rendezvous is the same for gloo, which runs here).
+    made = subprocess.run(
+        [sys.executable, "-c", GROUP_OF_ONE], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+    )
+    assert made.returncode == 0 and made.stdout.split() == ["rank", "0", "of", "1"], made.stderr[-2000:]
 
     for run, deepspeed, gpus in ((real, "deepspeed_zero2", 1), (real, None, 2), (tiny, None, 1)):
         assert "--launcher" not in runner.xtuner_command(run, deepspeed, gpus)

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -249,10 +248,8 @@ def launch_env(run: TrainRun, deepspeed: Optional[str] = None, nproc_per_node: i
     """NPROC_PER_NODE for `xtuner train`, and for a one-GPU run the variables torchrun would set."""
     env = {"NPROC_PER_NODE": str(nproc_per_node)}
     if single_gpu_process(run, deepspeed, nproc_per_node):
-        with socket.socket() as sock:  # a port nothing listens on now, for the group's rendezvous
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        env.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        # Port 0: rank 0 hosts the group's store, and the system gives it a free port (no other rank connects).
+        env.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="0")
     return env
 
 
