@@ -7,6 +7,8 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 SERVING := .venv-serving
 SERVING_STAMP := $(SERVING)/.installed
+NEWEST := .venv-newest
+NEWEST_STAMP := $(NEWEST)/.installed
 # Both environments are installed by uv (kept inside .venv) from one package cache on the same disk, so the
 # serving environment hard-links torch and everything else the two share instead of a second copy.
 UV_VERSION := 0.13.9
@@ -23,7 +25,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: course test lint format env system-deps tiny course-model check notebooks configs demo serving-env lock clean gpu-check
+.PHONY: course test lint format env system-deps tiny course-model check notebooks configs demo serving-env newest-env lock clean gpu-check
 
 course: env tiny
 	$(BIN)/python -m course_lib check --short
@@ -100,15 +102,27 @@ $(SERVING_STAMP): requirements/serving.lock pyproject.toml | $(STAMP) $(UV)
 		--display-name "Course kit (serving env, LMDeploy)"
 	touch $(SERVING_STAMP)
 
-# Re-pin both environments after changing requirements/course.in or requirements/serving.in. The serving lock
+# The newest transformers on the package index (requirements/newest.in), for one test: the kit's checkpoints load
+# with the same weights and answer the same there (tests/test_loading_rule.py). Seconds: uv hard-links the rest.
+newest-env: $(NEWEST_STAMP)
+
+$(NEWEST_STAMP): requirements/newest.lock pyproject.toml | $(STAMP) $(UV)
+	test -x $(NEWEST)/bin/python || $(PYTHON) -m venv $(NEWEST)
+	$(UV_PIP) --python $(NEWEST)/bin/python -r requirements/newest.lock
+	$(UV_PIP) --python $(NEWEST)/bin/python --no-deps -e .
+	touch $(NEWEST_STAMP)
+
+# Re-pin the environments after changing requirements/course.in or requirements/serving.in. The serving lock
 # keeps the course environment's version of every package the two share (same Pillow: same pixels; same wheels:
 # hard links), except the ones LMDeploy needs at other versions (transformers, tokenizers, huggingface-hub, peft).
 lock: env
 	{ sed -n '1,2p' requirements/course.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^xtuner=='; } > requirements/course.lock.new
 	mv requirements/course.lock.new requirements/course.lock
-	grep -v -E '^(transformers|tokenizers|huggingface-hub|peft)==' requirements/course.lock > requirements/shared.txt
+	grep -v -i -E '^(transformers|tokenizers|huggingface[-_]hub|peft)==' requirements/course.lock > requirements/shared.txt
 	$(UV) pip compile --quiet --python $(BIN)/python --python-platform x86_64-manylinux_2_28 \
 		--custom-compile-command "make lock" -c requirements/shared.txt requirements/serving.in -o requirements/serving.lock
+	$(UV) pip compile --quiet --python $(BIN)/python --python-platform x86_64-manylinux_2_28 \
+		--custom-compile-command "make lock" -c requirements/shared.txt requirements/newest.in -o requirements/newest.lock
 	rm requirements/shared.txt
 
 clean:

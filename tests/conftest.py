@@ -85,3 +85,46 @@ def internvl2_2b_shaped(tiny_path, tmp_path_factory):
         json.dumps(tokenizer_config, indent=2, ensure_ascii=False), encoding="utf-8"
     )
     return folder
+
+
+# ---- the loading rule: one checkpoint, every transformers the kit installs ---------------------------------
+def transformers_environments() -> dict:
+    """name -> Python of each environment whose transformers the kit's checkpoints must load under: the course
+    environment (4.48), the serving environment (4.57) and the newest transformers on the index (.venv-newest)."""
+    import sys
+
+    from course_lib.serving.serving_env import serving_python
+
+    return {
+        "course": Path(sys.executable),
+        "serving": serving_python() or REPO_ROOT / ".venv-serving" / "bin" / "python",
+        "newest": REPO_ROOT / ".venv-newest" / "bin" / "python",
+    }
+
+
+def require_environment(name: str, python: Path) -> None:
+    """Skip where a developer has not built that environment; CI builds them all (.ci/run), so there it fails."""
+    if Path(python).is_file():
+        return
+    command = {"serving": "make serving-env", "newest": "make newest-env"}.get(name, "make env")
+    message = f"the {name} environment ({python}) is not built: `{command}` builds it"
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI builds it in .ci/run; this run did not)")
+    pytest.skip(message)
+
+
+def load_probe(python: Path, *folders) -> dict:
+    """Run tests/load_probe.py in `python` on checkpoint folders: {"transformers": version, "checkpoints": {...}}."""
+    import json
+    import subprocess
+
+    result = subprocess.run(
+        [str(python), str(REPO_ROOT / "tests" / "load_probe.py"), *map(str, folders)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=900,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("PROBE ")]
+    assert lines, f"{python} tests/load_probe.py printed no report (exit {result.returncode}):\n{result.stderr[-3000:]}"
+    return json.loads(lines[-1][len("PROBE ") :])

@@ -22,6 +22,7 @@ LAYERS = {
         "fonts",
         "internvl2_2b",
         "plots",
+        "precision",
         "probes",
         "question_format",
         "sample_pictures",
