@@ -37,6 +37,8 @@ def test_api_server_command_has_every_flag():
         model_name="internvl2",
         lmdeploy="/venv/bin/lmdeploy",
         chat_template="/tmp/template.json",
+        dtype="float16",
+        model_format="awq",
     )
     assert command == [
         "/venv/bin/lmdeploy",
@@ -55,6 +57,12 @@ def test_api_server_command_has_every_flag():
         "0.5",
         "--tp",
         "2",
+        "--dtype",
+        "float16",
+        "--model-format",
+        "awq",
+        "--log-level",
+        "WARNING",
         "--quant-policy",
         "8",
         "--model-name",
@@ -66,6 +74,49 @@ def test_api_server_command_has_every_flag():
     default = api_server_command("m", 1)
     assert default[default.index("--server-name") + 1] == "127.0.0.1"  # LMDeploy's own default is 0.0.0.0
     assert "--quant-policy" not in default and default[-1] == "--trust-remote-code"
+    assert "--dtype" not in default  # LMDeploy's "auto"; ApiServer passes the GPU's (below)
+    assert default[default.index("--log-level") + 1] == "WARNING"  # keeps LMDeploy's fall-back warning in the log
+
+
+@pytest.mark.parametrize("bf16, dtype", [(True, "bfloat16"), (False, "float16")])
+def test_the_server_computes_in_the_precision_chosen_for_the_gpu(internvl2_2b_shaped, bf16, dtype):
+    """bf16: does the GPU compute in bfloat16 (compute capability 8.0+; not a V100, T4 or RTX 20xx)?"""
+    server = ApiServer(internvl2_2b_shaped, lmdeploy="/bin/false", bf16=bf16)  # built, not started
+    assert server.command[server.command.index("--dtype") + 1] == dtype == server.precision.name
+
+
+def test_awq_weights_the_engine_cannot_load_are_refused_before_start(internvl2_2b_shaped, tmp_path):
+    import shutil
+
+    from course_lib.serving.lmdeploy_backend import CannotServe
+
+    with pytest.raises(CannotServe, match="(?s)no AWQ quantization_config.*lmdeploy lite auto_awq"):
+        ApiServer(internvl2_2b_shaped, lmdeploy="/bin/false", model_format="awq")
+    top = tmp_path / "awq-outside-llm-config"
+    shutil.copytree(internvl2_2b_shaped, top)
+    config = json.loads((top / "config.json").read_text(encoding="utf-8"))
+    config["quantization_config"] = {"quant_method": "awq", "version": "gemm", "bits": 4, "group_size": 128}
+    (top / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(CannotServe, match="(?s)pytorch engine cannot serve.*TurboMind"):
+        ApiServer(top, backend="pytorch", lmdeploy="/bin/false")
+    assert ApiServer(top, backend="turbomind", lmdeploy="/bin/false").command  # TurboMind finds it there
+
+
+def test_the_engine_that_runs_is_read_from_the_servers_log():
+    from course_lib.serving.api_server import engine_in_log
+
+    line = (
+        "2026-12-07 01:37:33,659 - lmdeploy - WARNING - archs.py:40 - Fallback to pytorch engine because turbomind "
+        "is not built."
+    )
+    assert engine_in_log("turbomind", "INFO: started\n" + line + "\n") == (
+        "pytorch",
+        "Fallback to pytorch engine because turbomind is not built.",
+    )
+    assert engine_in_log("turbomind", "INFO: started")[0] == "turbomind"
+    assert engine_in_log("pytorch", line)[0] == "pytorch"
+    with pytest.raises(ValueError, match="asked must be one of"):
+        engine_in_log("vllm", "")
 
 
 def test_the_server_is_given_the_checkpoints_own_chat_template(internvl2_2b_shaped):
@@ -290,15 +341,21 @@ def test_kv_cache_arithmetic_for_internvl2_2b():
 # ---- real LMDeploy ------------------------------------------------------------------------------------------
 @pytest.mark.timeout(300)
 def test_real_lmdeploy_without_a_gpu_fails_fast_with_its_own_error(tiny_path):
-    """Where the `lmdeploy` command exists but there is no GPU, the start fails with LMDeploy's message."""
+    """Where the `lmdeploy` command exists but there is no GPU, the start fails with LMDeploy's message. Asked
+    for TurboMind, whose CUDA library does not load here, LMDeploy first falls back to its PyTorch engine, says so
+    in the log (lmdeploy/archs.py autoget_backend), and the kit reads that PyTorch is what ran."""
     from course_lib.config import cuda_available
 
     if lmdeploy_cli() is None or cuda_available():
         pytest.skip("needs the `lmdeploy` command on a machine without CUDA (" + SERVER_WHY + ")")
-    server = ApiServer(tiny_path, backend="pytorch", startup_timeout=240)
-    with pytest.raises(ServerStartError, match="(?s)exited with code.*NVIDIA driver"):
+    # --max-batch-size: else LMDeploy asks the GPU's name for its default first (lmdeploy/utils.py
+    # get_max_batch_size) and fails before it chooses an engine
+    server = ApiServer(tiny_path, backend="turbomind", startup_timeout=240, extra=["--max-batch-size", "4"])
+    with pytest.raises(ServerStartError, match="exited with code"):
         server.start()
     assert server.process is None
+    assert "RuntimeError: Found no NVIDIA driver" in server.log_path.read_text(encoding="utf-8")
+    assert server.engine_and_why() == ("pytorch", "Fallback to pytorch engine because turbomind is not built.")
 
 
 # ---- a real api_server (GPU machine with the serving environment) -------------------------------------------
@@ -306,7 +363,7 @@ def test_real_lmdeploy_without_a_gpu_fails_fast_with_its_own_error(tiny_path):
 @pytest.mark.skipif(not SERVER_OK, reason=SERVER_WHY)
 def test_real_api_server_answers_openai_requests(tiny_path):
     with ApiServer(tiny_path, backend="pytorch", session_len=4096, cache_max_entry_count=0.2) as server:
-        assert server.models() == [server.model_name]
+        assert server.models() == [server.model_name] and server.engine == "pytorch"
         client = oc.make_client(server.base_url)
         request = oc.completion_request(
             server.model_name,

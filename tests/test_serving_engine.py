@@ -411,6 +411,11 @@ def test_lmdeploy_pipeline_end_to_end(tiny_path):
     assert len(result["batch"]) == 3 and result["batch"][0] == result["single"][0]  # greedy: batching changes nothing
     assert len(result["history"]) == 2 and result["last"] == result["history"][-1]
     assert "".join(result["stream"]) == result["single"][0]  # the stream joins to the same greedy answer
+    from course_lib.precision import choose
+
+    # what LMDeploy started, read from its pipeline after start-up, in the dtype chosen for this GPU
+    assert result["engine"]["asked"] == result["engine"]["runs"] == "pytorch"
+    assert result["engine"]["dtype"] == choose("cuda").name
 
 
 def test_a_prompt_pair_in_either_order_and_a_missing_question():

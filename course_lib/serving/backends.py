@@ -65,15 +65,16 @@ def make_engine(
 ) -> Engine:
     """The engine for a course setup (course_lib.begin()): tiny checkpoint on CPU, real one on GPU.
 
-    lmdeploy_options go to LMDeployEngine (engine="turbomind"|"pytorch", session_len,
-    cache_max_entry_count, tp, quant_policy). `engine.why` says which backend runs and why.
+    lmdeploy_options go to LMDeployEngine (engine="turbomind"|"pytorch", session_len, cache_max_entry_count, tp,
+    quant_policy, bf16, model_format). `engine.why` says which backend runs and why; on LMDeploy, also which of
+    its engines runs (`engine.engine`: LMDeploy may fall back from TurboMind to PyTorch) and in which dtype.
     """
     name, why = choose_backend(backend)
     path = Path(model_path) if model_path is not None else lesson_model(setup)
     if name == "lmdeploy":
         lmdeploy_options.setdefault("engine", "pytorch" if setup.is_tiny else "turbomind")
-        why.append(
-            f"LMDeploy's {lmdeploy_options['engine']} engine "
+        why.append(  # what is asked for; LMDeployEngine adds the engine LMDeploy runs (it may fall back)
+            f"asks for LMDeploy's {lmdeploy_options['engine']} engine "
             f"({'the tiny checkpoint has unusual sizes' if setup.is_tiny else 'its fastest'})"
         )
         return LMDeployEngine(path, settings=settings, max_tiles=max_tiles, why=why, **lmdeploy_options)

@@ -18,28 +18,50 @@ template + image tokens, as LMDeploy 0.18 renders them) works on a CPU too.
     python -m course_lib.serving.lmdeploy_backend prompt MODEL_PATH --question Q [--image PATH] [--max-tiles N]
 prints that prompt as JSON (`prompts MODEL_PATH` does a JSON list of cases from stdin; `pixels MODEL_PATH --out F`
 saves LMDeploy's own tiles of a list of pictures); the tests run them with the serving environment's Python.
+
+Which engine runs is LMDeploy's decision, not the kit's: asked for TurboMind, LMDeploy 0.18 falls back to its
+PyTorch engine when TurboMind's library does not load or does not know the architecture, saying so in one
+warning (lmdeploy/archs.py autoget_backend). `plan_engine` asks LMDeploy that question before anything loads (no
+GPU needed), refuses AWQ weights the engine that would run cannot load (`awq_refusal`), picks the dtype for the
+GPU (course_lib.precision.choose) and re-emits LMDeploy's warnings as `LMDeployWarning`s; after start-up,
+`running_engine` reads the engine LMDeploy started, which is what `LMDeployEngine.engine` and its label name.
 """
 
 import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
+import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from ..checkpoints import chat_template_fields
 from ..config import REPO_ROOT
 from ..internvl_format import IMG_CONTEXT_TOKEN
+from ..precision import Precision, choose
 from ..tiling import open_rgb
 from .engine import Engine, GenerationSettings, Response, Session, Turn, make_turn
 from .serving_env import ServingPythonError, lmdeploy_importable, serving_python
 
 IMAGE_TOKEN = IMG_CONTEXT_TOKEN  # LMDeploy puts one per image in the prompt, then expands it
 ENGINES = ("turbomind", "pytorch")
+# TurbomindEngineConfig.dtype and PytorchEngineConfig.dtype (lmdeploy/messages.py, their __post_init__)
+DTYPES = ("auto", "float16", "bfloat16")
+
+
+class LMDeployWarning(UserWarning):
+    """A warning LMDeploy logged while the kit decided or started an engine (such as its fall-back from TurboMind
+    to the PyTorch engine), re-emitted as a Python warning so a notebook shows it."""
+
+
+class CannotServe(ValueError):
+    """The engine that would run cannot serve this checkpoint as asked; the message says why and what to do."""
 
 
 def chat_template_config(model_path):
@@ -82,15 +104,219 @@ def engine_config(
     cache_max_entry_count: float = 0.8,
     tp: int = 1,
     quant_policy: int = 0,
+    dtype: str = "auto",
+    model_format: Optional[str] = None,
 ):
-    """TurbomindEngineConfig or PytorchEngineConfig with the knobs the course explains."""
+    """TurbomindEngineConfig or PytorchEngineConfig with the knobs the course explains. dtype: "auto" (LMDeploy
+    reads the checkpoint's), "float16" or "bfloat16"; the kit passes precision.choose's for the GPU (plan_engine)."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES} (LMDeploy's engine configs), got {dtype!r}")
     from lmdeploy import PytorchEngineConfig, TurbomindEngineConfig
 
     config_class = TurbomindEngineConfig if engine == "turbomind" else PytorchEngineConfig
-    return config_class(
+    options = dict(
         session_len=session_len, cache_max_entry_count=cache_max_entry_count, tp=tp, quant_policy=quant_policy
+    )
+    if model_format is not None:
+        options["model_format"] = model_format
+    return config_class(dtype=dtype, **options)
+
+
+# ---- AWQ: which engine can load 4-bit weights (decided from LMDeploy 0.18's source; no GPU needed) ---------------
+AWQ_GROUP_SIZE = 128  # the only AWQ group size TurboMind 0.18 accepts (lmdeploy/turbomind/converter.py)
+
+
+def _first(node, key: str):
+    """The value of the first `key` met walking a JSON tree depth-first in file order, as LMDeploy searches a
+    model config (lmdeploy/archs.py search_nested_config); None if there is none."""
+    if isinstance(node, dict):
+        items = list(node.items())
+    elif isinstance(node, list):
+        items = [(None, item) for item in node]
+    else:
+        return None
+    for name, value in items:
+        if name == key:
+            return value
+        found = _first(value, key)
+        if found is not None:
+            return found
+    return None
+
+
+def _config_json(model_path) -> dict:
+    """config.json of a checkpoint folder; {} for a name that is no folder here (LMDeploy would fetch it from the
+    Hugging Face hub, and judges it itself)."""
+    if not Path(model_path).is_dir():
+        return {}
+    path = Path(model_path) / "config.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{path} is missing: point the engine at a checkpoint folder") from error
+
+
+def quantization_config(model_path) -> dict:
+    """The checkpoint's quantization_config ({} for plain weights), where LMDeploy's TurboMind looks for it: the
+    first one in config.json, the language model's llm_config included (turbomind/converter.py get_tm_config)."""
+    return _first(_config_json(model_path), "quantization_config") or {}
+
+
+def awq_refusal(model_path, engine: str, model_format: Optional[str] = None) -> Optional[str]:
+    """Why LMDeploy 0.18's `engine` cannot serve this checkpoint's weights as asked, what to do instead; None if
+    it can. Only AWQ (4-bit W4A16) is judged. Both engines load AWQ checkpoints in 0.18: TurboMind reads
+    quantization_config wherever it is (turbomind/converter.py get_tm_config), the PyTorch engine builds AwqLinear
+    layers with its Triton W4A16 kernel (pytorch/nn/linear/__init__.py, pytorch/kernels/cuda/awq_kernels.py). What
+    they refuse, or would load wrongly, is judged here before anything starts."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    config_path, config = Path(model_path) / "config.json", _config_json(model_path)
+    quant = _first(config, "quantization_config") or {}
+    method = quant.get("quant_method")
+    if model_format == "awq" and method != "awq":
+        # TurboMind would read plain weights as 4-bit ones; the PyTorch engine only quantises to fp8 on the fly and
+        # raises "Unsupported weight quantization method: awq" (pytorch/config.py _patch_quantization_config).
+        return (
+            f"model_format='awq' was asked for, but {config_path} has no AWQ quantization_config (its weights are "
+            f"{method or 'not quantised'}): quantise the model first (`lmdeploy lite auto_awq {model_path} "
+            f"--work-dir {Path(model_path).name}-awq`) and serve that folder, or leave model_format unset to serve "
+            "these weights as they are"
+        )
+    if method != "awq":
+        return None
+    if engine == "turbomind" and model_format not in (None, "awq"):
+        # TurboMind asserts they match (turbomind/converter.py get_tm_config); the PyTorch engine ignores
+        # model_format for a quantised checkpoint (pytorch/config.py _patch_quantization_config).
+        return (
+            f"{config_path} says quant_method 'awq' but model_format={model_format!r} was asked for: leave "
+            "model_format unset (LMDeploy reads it from the checkpoint) or pass 'awq'"
+        )
+    if engine == "turbomind":  # turbomind/converter.py get_tm_config and _SUPPORTED_GROUP_SIZES
+        version, group_size = quant.get("version"), int(quant.get("group_size") or AWQ_GROUP_SIZE)
+        if version != "gemm" or group_size != AWQ_GROUP_SIZE:
+            return (
+                f"{config_path} holds AWQ weights with version={version!r}, group_size={group_size}, and LMDeploy "
+                f"0.18's TurboMind loads only version 'gemm' with group size {AWQ_GROUP_SIZE}: quantise again with "
+                "`lmdeploy lite auto_awq` (it writes that layout), or serve the unquantised model"
+            )
+    llm_quant = (config.get("llm_config") or {}).get("quantization_config") or {}
+    if engine == "pytorch" and "llm_config" in config and llm_quant.get("quant_method") != "awq":
+        # The PyTorch engine builds InternVL's language model from llm_config (pytorch/models/internvl.py) and each
+        # layer reads quantization_config there (pytorch/models/internlm2.py): outside it, the layers are built
+        # unquantised and the 4-bit tensors (qweight, qzeros, scales) have nowhere to load.
+        return (
+            f"{config_path} puts the AWQ quantization_config outside llm_config, where LMDeploy 0.18's PyTorch engine "
+            "does not look for it: serve it with TurboMind (engine='turbomind'), or quantise with `lmdeploy lite "
+            "auto_awq` (it writes quantization_config into llm_config), or serve the unquantised model"
+        )
+    return None
+
+
+def check_awq(model_path, engine: str, model_format: Optional[str] = None) -> None:
+    """CannotServe with awq_refusal's reason, before anything loads."""
+    problem = awq_refusal(model_path, engine, model_format)
+    if problem:
+        raise CannotServe(f"LMDeploy's {engine} engine cannot serve {model_path}: {problem}")
+
+
+# ---- which engine runs: LMDeploy's own decision, asked before start-up, and read after it -----------------------
+@contextlib.contextmanager
+def lmdeploy_warnings():
+    """Collect the warnings LMDeploy's logger ("lmdeploy", lmdeploy/utils.py get_logger) writes inside the block
+    (a list of messages), and re-emit each as an LMDeployWarning on the way out, also when the block fails. The
+    fall-back from TurboMind to the PyTorch engine is one such line (lmdeploy/archs.py autoget_backend)."""
+    said: List[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            said.append(record.getMessage())
+
+    logger, handler = logging.getLogger("lmdeploy"), Collect(logging.WARNING)
+    if logger.getEffectiveLevel() > logging.WARNING:
+        logger.setLevel(logging.WARNING)  # and it stays there: the kit never hides LMDeploy's warnings again
+    logger.addHandler(handler)
+    try:
+        yield said
+    finally:
+        logger.removeHandler(handler)
+        for message in said:
+            warnings.warn(f"LMDeploy: {message}", LMDeployWarning, stacklevel=3)
+
+
+@dataclass(frozen=True)
+class EnginePlan:
+    """What LMDeploy will start for a request: the engine asked for, the one that runs, that engine's config
+    (LMDeploy's own, dtype set) and the precision chosen for the GPU, with what LMDeploy warned on the way."""
+
+    asked: str
+    runs: str
+    config: Any
+    precision: Precision
+    warnings: Tuple[str, ...] = ()
+
+    def reasons(self) -> List[str]:
+        if self.runs == self.asked:
+            engine = f"LMDeploy runs its {self.runs} engine, as asked"
+        else:
+            engine = f"LMDeploy runs its {self.runs} engine, not the {self.asked} asked for: " + " ".join(self.warnings)
+        return [engine, f"dtype {self.precision.name}: {self.precision.reason}"]
+
+
+def plan_engine(
+    model_path,
+    engine: str = "turbomind",
+    session_len: int = 8192,
+    cache_max_entry_count: float = 0.8,
+    tp: int = 1,
+    quant_policy: int = 0,
+    bf16: Optional[bool] = None,
+    model_format: Optional[str] = None,
+    gpu: Optional[str] = None,
+) -> EnginePlan:
+    """Which engine LMDeploy will start for this checkpoint, and with which config; runs without a GPU.
+
+    The answer is LMDeploy's own: lmdeploy/archs.py autoget_backend_config, the function lmdeploy/pipeline.py
+    Pipeline.__init__ calls (TurboMind if its library loads, lmdeploy/turbomind/__init__.py is_available, and
+    lmdeploy/turbomind/supported_models.py is_supported knows the architecture; else PyTorch, with one warning).
+    AWQ weights that engine cannot load are refused first (check_awq). bf16: whether the GPU computes in
+    bfloat16 (None asks it): the dtype is course_lib.precision.choose's, explicit rather than LMDeploy's "auto".
+    """
+    check_awq(model_path, engine, model_format)
+    precision = choose("cuda", bf16, gpu)
+    config = engine_config(engine, session_len, cache_max_entry_count, tp, quant_policy, precision.name, model_format)
+    from lmdeploy.archs import autoget_backend_config
+
+    with lmdeploy_warnings() as said:
+        runs, config = autoget_backend_config(str(model_path), config, trust_remote_code=True)
+    if runs != engine:
+        problem = awq_refusal(model_path, runs, model_format)
+        if problem:
+            raise CannotServe(
+                f"LMDeploy would run its {runs} engine instead of {engine} ({' '.join(said)}), which cannot serve "
+                f"{model_path}: {problem}"
+            )
+    return EnginePlan(engine, runs, config, precision, tuple(said))
+
+
+ENGINE_OF_CONFIG = {"TurbomindEngineConfig": "turbomind", "PytorchEngineConfig": "pytorch"}
+
+
+def running_engine(pipe) -> str:
+    """The engine a started LMDeploy pipeline runs, as LMDeploy records it: lmdeploy/pipeline.py Pipeline.__init__
+    hands the backend autoget_backend_config chose to its async engine, which keeps it as `backend`
+    (lmdeploy/serve/core/async_engine.py AsyncEngine.__init__); `pipe.backend_config` is that engine's config."""
+    backend = getattr(getattr(pipe, "async_engine", None), "backend", None)
+    if backend in ENGINES:
+        return backend
+    config = type(getattr(pipe, "backend_config", None)).__name__
+    if config in ENGINE_OF_CONFIG:
+        return ENGINE_OF_CONFIG[config]
+    raise RuntimeError(
+        f"cannot tell which engine this LMDeploy pipeline runs (async_engine.backend={backend!r}, backend_config "
+        f"is a {config}): the kit reads LMDeploy 0.18's attributes; rebuild the serving environment "
+        "(`make serving-env`, requirements/serving.lock)"
     )
 
 
@@ -108,23 +334,37 @@ class LMDeployEngine(Engine):
         settings: Optional[GenerationSettings] = None,
         max_tiles: Optional[int] = None,
         why: Sequence[str] = (),
+        bf16: Optional[bool] = None,
+        model_format: Optional[str] = None,
     ):
+        """engine: the one asked for; LMDeploy may run another (plan_engine), and `self.engine` is the one that
+        runs. bf16: whether the GPU computes in bfloat16 (None asks it). model_format: LMDeploy's ("awq", ...)."""
         super().__init__(model_path, settings, max_tiles, why)
         from lmdeploy import pipeline
 
-        self.engine = engine
-        self.stop_words = stop_words_for(model_path)
-        self.pipe = pipeline(
-            str(model_path),
-            backend_config=engine_config(engine, session_len, cache_max_entry_count, tp, quant_policy),
-            chat_template_config=chat_template_config(model_path),
-            trust_remote_code=True,
-            log_level="ERROR",
+        self.asked = engine
+        self.plan = plan_engine(
+            model_path, engine, session_len, cache_max_entry_count, tp, quant_policy, bf16, model_format
         )
+        self.precision = self.plan.precision
+        self.stop_words = stop_words_for(model_path)
+        with lmdeploy_warnings():  # log_level WARNING: LMDeploy's warnings reach the student, not "ERROR" only
+            self.pipe = pipeline(
+                str(model_path),
+                backend_config=self.plan.config,
+                chat_template_config=chat_template_config(model_path),
+                trust_remote_code=True,
+                log_level="WARNING",
+            )
+        self.engine = running_engine(self.pipe)
+        self.why += self.plan.reasons()
+        if self.engine != self.plan.runs:  # not expected: the pipeline decides with the same function
+            self.why.append(f"LMDeploy started its {self.engine} engine, though it had chosen {self.plan.runs}")
 
     @property
     def label(self) -> str:
-        return f"{self.model_path.name} (lmdeploy/{self.engine})"
+        fell_back = f", not the {self.asked} asked for" if self.engine != self.asked else ""
+        return f"{self.model_path.name} (lmdeploy/{self.engine}{fell_back})"
 
     def _config(self, settings: GenerationSettings):
         return settings.to_lmdeploy(self.stop_words)
@@ -309,6 +549,7 @@ def _check(model_path, image, engine: str, max_new_tokens: int) -> dict:
         model_path, engine=engine, session_len=4096, cache_max_entry_count=0.2, settings=settings
     ) as lmd:
         question = "图中的菜是什么？"
+        engine = {"asked": lmd.asked, "runs": lmd.engine, "dtype": lmd.precision.name, "label": lmd.label}
         session = lmd.chat(question, image)
         session = lmd.chat("它是哪里的菜？", session=session)
         return {
@@ -317,6 +558,7 @@ def _check(model_path, image, engine: str, max_new_tokens: int) -> dict:
             "history": [answer for _, answer in session.history],
             "last": session.response.text,
             "stream": list(lmd.stream(question, image)),
+            "engine": engine,
         }
 
 
