@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
+from . import precision
 from .artefacts import describe, status
 from .config import REPO_ROOT, CourseConfigError, resolve
 from .lessons import available_lessons
@@ -80,6 +81,13 @@ def check_gpu() -> Check:
         )
     props = torch.cuda.get_device_properties(0)
     return Check("GPU", True, f"{torch.cuda.device_count()} x {props.name}, {props.total_memory / 2**30:.0f} GiB")
+
+
+def check_precision(device: str, bf16: Optional[bool] = None, gpu: Optional[str] = None) -> Check:
+    """The precision the lessons compute in on `device`, and why (course_lib.precision); bf16 and gpu make the
+    GPU's answers explicit (None: ask it)."""
+    chosen = precision.choose(device, bf16, gpu)
+    return Check("precision", True, f"{chosen.name}: {chosen.reason}")
 
 
 def check_xtuner() -> Check:
@@ -213,7 +221,7 @@ def check_offline() -> Check:
 def run_checks(setup=None) -> List[Check]:
     checks = [check_python(), check_gpu(), check_xtuner(), check_serving()]
     if setup is not None:
-        checks += [check_model(setup), check_data(setup)]
+        checks += [check_precision(setup.device), check_model(setup), check_data(setup)]
     return checks + [check_disk(), check_offline()]
 
 

@@ -263,11 +263,21 @@ log_processor = dict(by_epoch=False)
 """
 
 
-def render(profile: str, model_path=None, train_json=None, image_folder=None) -> str:
-    """The config text; paths default to the profile's (the committed file), or are a run's own."""
+# A GPU without bfloat16 arithmetic (V100, T4, RTX 20xx: course_lib.precision): XTuner loads InternVL in bfloat16
+# whatever the GPU, so the GPU recipe there also casts the frozen weights to float16 before training.
+NO_BF16_IMPORT = "\nfrom course_lib.finetune.gpu_hooks import FrozenFloat16Hook\n"
+NO_BF16_HOOK = ", dict(type=FrozenFloat16Hook)"
+
+
+def render(profile: str, model_path=None, train_json=None, image_folder=None, bf16: bool = True) -> str:
+    """The config text; paths default to the profile's (the committed file), or are a run's own. bf16: whether
+    the GPU that trains computes in bfloat16 (precision.gpu_has_bf16); the committed file assumes it does."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
     values = dict(PROFILES[profile])
+    if not bf16 and values["optim_wrapper"] == "AmpOptimWrapper":
+        values["custom_imports"] += NO_BF16_IMPORT
+        values["extra_hooks"] += NO_BF16_HOOK
     values["model_path"] = str(model_path or values["default_model"])
     values["train_json"] = str(train_json or values["default_train_json"])
     values["image_folder"] = str(image_folder or values["default_image_folder"])
