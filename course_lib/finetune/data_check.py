@@ -64,6 +64,7 @@ def normalise_images(records: List[dict], image_folder: Path, run_dir: Path) -> 
 class TokenCheck(NamedTuple):
     records: int  # how many records were checked
     system_message: str  # the system line XTuner's dataset writes before every first turn
+    longest: int  # tokens in the longest sample after the cut (the memory pre-flight's sequence length)
 
 
 def check_tokens(config_file: Path) -> TokenCheck:
@@ -84,7 +85,7 @@ def check_tokens(config_file: Path) -> TokenCheck:
     dataset = BUILDER.build(config.train_dataloader.dataset)
     context_id = dataset.tokenizer.convert_tokens_to_ids(dataset.IMG_CONTEXT_TOKEN)
     max_length = dataset.max_length
-    problems = []
+    problems, longest = [], 0
     for index, (record, folder) in enumerate(zip(dataset.data, dataset.image_folder)):
         image, image_tokens, token_str = record_image(record), 0, None
         if image is not None:
@@ -96,6 +97,7 @@ def check_tokens(config_file: Path) -> TokenCheck:
             image_tokens = tiles * dataset.patch_token
             token_str = dataset.IMG_START_TOKEN + dataset.IMG_CONTEXT_TOKEN * image_tokens + dataset.IMG_END_TOKEN
         tokens = dataset.get_inputid_labels(copy.deepcopy(record["conversations"]), token_str)
+        longest = max(longest, len(tokens["input_ids"]))
         where = describe_record(index, record)
         if not any(label != IGNORE_INDEX for label in tokens["labels"]):
             problems.append(
@@ -114,4 +116,4 @@ def check_tokens(config_file: Path) -> TokenCheck:
         problems,
         f"{len(dataset.data)} records under this run's tokenizer, chat template and max_length",
     )
-    return TokenCheck(len(dataset.data), dataset._system)
+    return TokenCheck(len(dataset.data), dataset._system, longest)
