@@ -11,7 +11,15 @@ from conftest import REPO_ROOT
 from course_lib import internvl2_2b
 from course_lib.finetune import preflight
 from course_lib.finetune.memory import GB, ModelShape, lora_parameters, zero_memory
-from course_lib.finetune.preflight import GIB, DoesNotFit, Precision, RunSettings, check_run, estimate
+from course_lib.finetune.preflight import (
+    GIB,
+    DoesNotFit,
+    Precision,
+    RunSettings,
+    check_run,
+    estimate,
+    synthetic_batch,
+)
 from course_lib.finetune.xtuner_config import render
 
 COURSE_MODEL = REPO_ROOT / "assets" / "course-model"
@@ -148,19 +156,6 @@ def xtuner_model(tmp_path_factory):
         dist.destroy_process_group()
 
 
-def _batch(model, batch: int, length: int, tiles: int = 1) -> dict:
-    generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(10, 1000, (batch, length), generator=generator)
-    ids[:, 5 : 5 + 256 * tiles] = model.model.img_context_token_id
-    return {
-        "pixel_values": [torch.randn(tiles, 3, 448, 448, generator=generator) for _ in range(batch)],
-        "input_ids": ids,
-        "position_ids": torch.arange(length)[None].expand(batch, length),
-        "attention_mask": torch.ones(batch, length, dtype=torch.bool),
-        "labels": ids.clone(),
-    }
-
-
 def _saved_bytes(model, run) -> int:
     """Bytes of the distinct storages autograd saves for backward while `run()` runs (parameters excluded)."""
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
@@ -202,7 +197,7 @@ def test_estimate_matches_the_tensors_autograd_keeps(
         xtuner_model.gradient_checkpointing_enable()
     else:
         xtuner_model.gradient_checkpointing_disable()
-    data = _batch(xtuner_model, batch, length)
+    data = synthetic_batch(xtuner_model, batch, length)
 
     def forward():
         if precision is None:

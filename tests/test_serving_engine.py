@@ -141,6 +141,8 @@ def test_make_engine_here_says_which_backend_and_why(monkeypatch, tiny_path):
     engine = make_engine(resolve(), model_path=tiny_path)
     assert engine.backend == "transformers"
     assert engine.why[0] == LMDEPLOY_WHY and "Backend: transformers" in engine.describe()
+    assert "dtype float32: a CPU computes in float32" in engine.describe()  # the precision, and why
+    assert engine.dtype == torch.float32
 
 
 # ---- the transformers backend, end to end ---------------------------------------------------------

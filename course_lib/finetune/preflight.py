@@ -642,6 +642,24 @@ def zero_stage_of(deepspeed: Optional[str]) -> Optional[int]:
     return int(match.group(1))
 
 
+def synthetic_batch(model, batch: int, length: int, tiles: int = 1, device="cpu") -> dict:
+    """A training batch of XTuner's InternVL_V1_5 (`model`) with the shapes a run's memory depends on: `batch`
+    samples of `length` tokens, `tiles` pictures' worth of image tokens each, seeded random content. For measuring
+    memory against the estimate (tests on the CPU, the device check on a GPU), not for learning."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(10, 1000, (batch, length), generator=generator)
+    ids[:, 5 : 5 + 256 * tiles] = model.model.img_context_token_id
+    return {
+        "pixel_values": [torch.randn(tiles, 3, 448, 448, generator=generator).to(device) for _ in range(batch)],
+        "input_ids": ids.to(device),
+        "position_ids": torch.arange(length)[None].expand(batch, length).to(device),
+        "attention_mask": torch.ones(batch, length, dtype=torch.bool, device=device),
+        "labels": ids.clone().to(device),
+    }
+
+
 def free_gpu_bytes(gpus: int = 1) -> int:
     """The least free memory among the first `gpus` CUDA devices (torch.cuda.mem_get_info).
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from .. import precision
 from ..artefacts import lesson_model
 from ..config import cuda_available
 from .engine import Engine, GenerationSettings
@@ -79,4 +80,8 @@ def make_engine(
         )
         return LMDeployEngine(path, settings=settings, max_tiles=max_tiles, why=why, **lmdeploy_options)
     why.append(f"model on {setup.device}" + (" (tiny checkpoint)" if setup.is_tiny else ""))
-    return TransformersEngine.load(path, device=setup.device, settings=settings, max_tiles=max_tiles, why=why)
+    chosen = precision.choose(setup.device)
+    why.append(f"dtype {chosen.name}: {chosen.reason}")
+    return TransformersEngine.load(
+        path, device=setup.device, dtype=chosen.dtype, settings=settings, max_tiles=max_tiles, why=why
+    )
