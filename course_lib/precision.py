@@ -63,7 +63,7 @@ def choose(device: str, bf16: Optional[bool] = None, gpu: Optional[str] = None) 
     if bf16 is None:
         bf16 = gpu_has_bf16(device)
     if gpu is None:
-        gpu = gpu_name(device) if _cuda_available() else "this GPU"
+        gpu = gpu_name(device) if cuda_available() else "this GPU"
     if bf16:
         return Precision("bfloat16", f"{gpu} computes in bfloat16 (compute capability 8.0 or higher)")
     return Precision(
@@ -72,7 +72,7 @@ def choose(device: str, bf16: Optional[bool] = None, gpu: Optional[str] = None) 
     )
 
 
-def _cuda_available() -> bool:
+def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()

@@ -128,3 +128,17 @@ def load_probe(python: Path, *folders) -> dict:
     lines = [line for line in result.stdout.splitlines() if line.startswith("PROBE ")]
     assert lines, f"{python} tests/load_probe.py printed no report (exit {result.returncode}):\n{result.stderr[-3000:]}"
     return json.loads(lines[-1][len("PROBE ") :])
+
+
+@pytest.fixture
+def small_data(tmp_path):
+    """56 XTuner records of one picture (near the fewest the tiny recipe's warm-up allows, 54) and their folder."""
+    import json
+
+    record = {
+        "image": "1f95f.webp",
+        "conversations": [{"from": "human", "value": "<image>\n这是什么？"}, {"from": "gpt", "value": "饺子"}],
+    }
+    data = tmp_path / "train.json"
+    data.write_text(json.dumps([record] * 56, ensure_ascii=False))
+    return data, FOOD_IMAGES

@@ -80,19 +80,6 @@ def test_configs_load_in_mmengine():
         assert config.model.llm_lora.r == 128 and config.train_dataloader.batch_size == 4
 
 
-@pytest.fixture
-def small_data(tmp_path):
-    from conftest import FOOD_IMAGES
-
-    record = {
-        "image": "1f95f.webp",
-        "conversations": [{"from": "human", "value": "<image>\n这是什么？"}, {"from": "gpt", "value": "饺子"}],
-    }
-    data = tmp_path / "train.json"
-    data.write_text(json.dumps([record] * 56, ensure_ascii=False))  # near the fewest the tiny warm-up allows (54)
-    return data, FOOD_IMAGES
-
-
 def test_runs_never_reuse_a_folder(tiny_path, small_data, tmp_path):
     data, images = small_data
     first = new_run("food", "tiny", tiny_path, data, images, tmp_path / "runs")
@@ -400,8 +387,8 @@ dist.destroy_process_group()
 def test_a_one_gpu_run_of_the_gpu_recipe_is_started_with_a_process_group(tiny_path, small_data, tmp_path):
     """XTuner's InternVL forward calls torch.distributed.get_rank(); `xtuner train` with NPROC_PER_NODE=1 starts
     plain python with no process group, and the first iteration failed that way on an H200. The kit starts that
-    one process as torchrun would (launcher pytorch, rank 0 of 1); DeepSpeed, several GPUs and the CPU recipe
-    (its gloo hook) are left as XTuner starts them."""
+    one process as torchrun would (launcher pytorch, rank 0 of 1), with DeepSpeed too (without these variables it
+    asks MPI for them); several GPUs and the CPU recipe (its gloo hook) are left as XTuner starts them."""
     data, images = small_data
     real = new_run("food", "real", tiny_path, data, images, tmp_path / "runs")
     tiny = new_run("food", "tiny", tiny_path, data, images, tmp_path / "runs")
@@ -423,7 +410,13 @@ def test_a_one_gpu_run_of_the_gpu_recipe_is_started_with_a_process_group(tiny_pa
     )
     assert made.returncode == 0 and made.stdout.split() == ["rank", "0", "of", "1"], made.stderr[-2000:]
 
-    for run, deepspeed, gpus in ((real, "deepspeed_zero2", 1), (real, None, 2), (tiny, None, 1)):
+    for run, deepspeed, gpus in ((real, "deepspeed_zero2", 2), (real, None, 2), (tiny, None, 1)):
         assert "--launcher" not in runner.xtuner_command(run, deepspeed, gpus)
         assert runner.launch_env(run, deepspeed, gpus) == {"NPROC_PER_NODE": str(gpus)}
-    assert runner.xtuner_command(real, "deepspeed_zero2")[-2:] == ["--deepspeed", "deepspeed_zero2"]
+    assert runner.xtuner_command(real, "deepspeed_zero2")[-4:] == [
+        "--deepspeed",
+        "deepspeed_zero2",
+        "--launcher",
+        "pytorch",
+    ]
+    assert runner.launch_env(real, "deepspeed_zero2") == env

@@ -79,3 +79,23 @@ def test_frozen_weights_become_float16_and_trained_ones_stay(tiny_path):
         else:
             assert param.dtype in (torch.float16, torch.float32) and param.dtype != torch.bfloat16
     assert frozen_to_float16(model) == 0  # nothing left to cast (as under DeepSpeed fp16)
+
+
+def test_a_gpu_recipe_run_without_bf16_trains_in_float16_also_under_deepspeed(tiny_path, small_data, tmp_path):
+    """A run is given its precision once (run.json): for a T4 the config casts the frozen weights to float16 and
+    DeepSpeed's "auto" becomes fp16, where XTuner's own resolution would pick bf16 (torch counts emulation)."""
+    import json
+    from pathlib import Path
+
+    from course_lib.finetune import runner
+
+    data, images = small_data
+    t4 = runner.new_run("food", "real", tiny_path, data, images, tmp_path / "runs", bf16=False)
+    a100 = runner.new_run("food", "real", tiny_path, data, images, tmp_path / "runs", bf16=True)
+    cpu = runner.new_run("food", "tiny", tiny_path, data, images, tmp_path / "runs")
+    assert [run.info()["precision"] for run in (t4, a100, cpu)] == ["float16", "bfloat16", "float32"]
+    assert "dict(type=FrozenFloat16Hook)" in t4.config.read_text()
+    assert "FrozenFloat16Hook" not in a100.config.read_text()
+    for run, fp16, bf16 in ((t4, True, False), (a100, False, True), (cpu, False, False)):
+        used = json.loads(Path(runner.deepspeed_argument(run, "deepspeed_zero2")).read_text())
+        assert (used["fp16"]["enabled"], used["bf16"]["enabled"]) == (fp16, bf16), run.info()["precision"]

@@ -295,3 +295,21 @@ def test_zero_stage_of_the_runners_deepspeed_argument(tmp_path):
     assert preflight.zero_stage_of(str(tmp_path / "ds.json")) == 3
     with pytest.raises(ValueError, match="deepspeed_zero1/2/3"):
         preflight.zero_stage_of("fast")
+
+
+def test_train_runs_the_pre_flight_on_the_run_it_launches(tiny_path, small_data, tmp_path):
+    """runner.memory_preflight (what train() calls before XTuner starts on a GPU) reads the run's own config, model,
+    longest sample and launch: refused with settings that fit when the GPU is too small, unless go_on."""
+    from course_lib.finetune import runner
+
+    data, images = small_data
+    run = runner.new_run("food", "real", tiny_path, data, images, tmp_path / "runs", bf16=True)
+    assert 0 < run.info()["longest_sample_tokens"] <= 8192
+    roomy = runner.memory_preflight(run, "deepspeed_zero2", free_bytes=80 * GIB)
+    assert roomy.fits and roomy.settings.zero_stage == 2
+    assert roomy.settings.sequence_tokens == run.info()["longest_sample_tokens"]
+    with pytest.raises(DoesNotFit, match="Settings the estimate says fit|No change") as refused:
+        runner.memory_preflight(run, "deepspeed_zero2", free_bytes=roomy.estimate.total - 1)
+    assert "does NOT fit" in str(refused.value)
+    with pytest.warns(RuntimeWarning, match="does NOT fit"):
+        assert not runner.memory_preflight(run, None, free_bytes=GIB // 4, go_on=True).fits

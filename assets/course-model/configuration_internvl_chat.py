@@ -49,6 +49,11 @@ class InternVLChatConfig(PretrainedConfig):
                 )
             llm_config.setdefault("architectures", ["InternLM2ForCausalLM"])
             self.llm_config = InternLM2Config(**llm_config)
+        # Whether the output head shares the input embeddings is the language model's own setting. Without this
+        # line the top level keeps PretrainedConfig's default (True), and transformers from 4.5x ties the language
+        # model's `output.weight` to its embeddings when loading: the checkpoint's trained head is dropped and the
+        # model answers noise. The top level follows llm_config, whatever an older config.json says.
+        self.tie_word_embeddings = self.llm_config.tie_word_embeddings
         self.use_backbone_lora = use_backbone_lora
         self.use_llm_lora = use_llm_lora
         self.select_layer = select_layer

@@ -15,13 +15,15 @@ from torch import nn
 from torch.nn import CrossEntropyLoss
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
-from transformers.generation import GenerationMixin
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from transformers.modeling_utils import PreTrainedModel
 
 from .configuration_internlm2 import InternLM2Config
 
 ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
+# transformers 5 renamed the key/value cache from `past_key_values` to `cache` in generate() and in model outputs.
+# This model takes either name and returns the one the installed transformers uses, so it generates under both.
+CACHE = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 
 
 class InternLM2RMSNorm(nn.Module):
@@ -43,12 +45,17 @@ class InternLM2RotaryEmbedding(nn.Module):
 
     def __init__(self, dim: int, base: float):
         super().__init__()
-        inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.dim, self.base = dim, base
+
+    @property
+    def inv_freq(self) -> torch.Tensor:
+        # Computed when used, not kept as a buffer: transformers 5 builds the model on the meta device and fills
+        # in only what the checkpoint holds, so a non-persistent buffer would be left uninitialised memory.
+        return 1.0 / (self.base ** (torch.arange(0, self.dim, 2, dtype=torch.int64).float() / self.dim))
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, position_ids: torch.Tensor):
-        freqs = position_ids[:, :, None].float() * self.inv_freq[None, None, :].float().to(x.device)
+        freqs = position_ids[:, :, None].float() * self.inv_freq[None, None, :].to(x.device)
         emb = torch.cat((freqs, freqs), dim=-1)
         return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
 
@@ -217,8 +224,10 @@ class InternLM2Model(InternLM2PreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         cache_position: Optional[torch.LongTensor] = None,
+        cache: Optional[Cache] = None,
         **kwargs,
     ) -> Union[Tuple, BaseModelOutputWithPast]:
+        past_key_values = cache if past_key_values is None else past_key_values
         use_cache = self.config.use_cache if use_cache is None else use_cache
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if (input_ids is None) == (inputs_embeds is None):
@@ -254,10 +263,14 @@ class InternLM2Model(InternLM2PreTrainedModel):
         cache = past_key_values if use_cache else None
         if not return_dict:
             return tuple(v for v in (hidden_states, cache, all_states) if v is not None)
-        return BaseModelOutputWithPast(last_hidden_state=hidden_states, past_key_values=cache, hidden_states=all_states)
+        return BaseModelOutputWithPast(last_hidden_state=hidden_states, hidden_states=all_states, **{CACHE: cache})
 
 
-class InternLM2ForCausalLM(InternLM2PreTrainedModel, GenerationMixin):
+class InternLM2ForCausalLM(InternLM2PreTrainedModel):
+    # No GenerationMixin among the bases, as in InternVL2's published InternLM2ForCausalLM: transformers before
+    # 4.50 gave every PreTrainedModel `generate`; from 4.50 a class gets it only by inheriting GenerationMixin, so
+    # under a newer transformers this class cannot generate on its own (InternVL#1068, ms-swift#4324). The kit's
+    # loader (course_lib.models.load_internvl) adds it back; this stand-in fails where the real checkpoint fails.
     _tied_weights_keys = ["output.weight"]
 
     def __init__(self, config: InternLM2Config):
@@ -282,8 +295,46 @@ class InternLM2ForCausalLM(InternLM2PreTrainedModel, GenerationMixin):
     def get_decoder(self):
         return self.model
 
-    def set_decoder(self, decoder):
-        self.model = decoder
+    def prepare_inputs_for_generation(
+        self,
+        input_ids,
+        past_key_values=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        use_cache=True,
+        cache=None,
+        **kwargs,
+    ):
+        """The inputs of one generation step (InternVL2's class defines this too, which is how transformers
+        before 4.50 recognised it as a generating model). The first step reads the prompt (its embeddings when
+        the chat model passes the picture in them); each later step reads only the new tokens, the keys and
+        values of earlier positions coming from the cache. Positions count the non-padding tokens, so a
+        left-padded batch places every prompt as if it stood alone."""
+        past_key_values = cache if past_key_values is None else past_key_values
+        past_len = past_key_values.get_seq_length() if past_key_values is not None else 0
+        if inputs_embeds is not None and past_len == 0:
+            inputs = {"inputs_embeds": inputs_embeds}
+            new = inputs_embeds.shape[1]
+        else:
+            # input_ids holds the whole sequence, or only the generated tokens when the prompt came as embeddings
+            if kwargs.get("next_sequence_length") is not None:  # transformers 5 says how many are new
+                new = kwargs["next_sequence_length"]
+            elif attention_mask is not None:
+                new = attention_mask.shape[1] - past_len
+            else:
+                new = input_ids.shape[1] - past_len
+            inputs = {"input_ids": input_ids[:, -new:]}
+        position_ids = kwargs.get("position_ids")  # transformers 5 passes them, counted from the attention mask
+        if position_ids is None and attention_mask is not None:
+            position_ids = attention_mask.long().cumsum(-1) - 1
+            position_ids = position_ids.masked_fill(attention_mask == 0, 1)
+        return {
+            **inputs,
+            CACHE: past_key_values,
+            "attention_mask": attention_mask,
+            "position_ids": None if position_ids is None else position_ids[:, -new:],
+            "use_cache": use_cache,
+        }
 
     def forward(
         self,
@@ -298,8 +349,10 @@ class InternLM2ForCausalLM(InternLM2PreTrainedModel, GenerationMixin):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         cache_position: Optional[torch.LongTensor] = None,
+        cache: Optional[Cache] = None,
         **kwargs,
     ) -> Union[Tuple, CausalLMOutputWithPast]:
+        past_key_values = cache if past_key_values is None else past_key_values
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.model(
             input_ids=input_ids,
@@ -318,9 +371,9 @@ class InternLM2ForCausalLM(InternLM2PreTrainedModel, GenerationMixin):
             shift_labels = labels[..., 1:].reshape(-1).to(shift_logits.device)
             loss = CrossEntropyLoss()(shift_logits, shift_labels)
         if not return_dict:
-            rest = (logits, outputs.past_key_values, outputs.hidden_states)
+            rest = (logits, getattr(outputs, CACHE), outputs.hidden_states)
             rest = tuple(v for v in rest if v is not None)
             return ((loss,) + rest) if loss is not None else rest
         return CausalLMOutputWithPast(
-            loss=loss, logits=logits, past_key_values=outputs.past_key_values, hidden_states=outputs.hidden_states
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, **{CACHE: getattr(outputs, CACHE)}
         )

@@ -1,7 +1,9 @@
 """Turn a LoRA training checkpoint into a checkpoint folder people can load, serve and share.
 
 XTuner's convert_to_official.py builds the model from the run's config, loads the iter_N.pth weights,
-merges LoRA into the language model and saves bf16 weights plus the base model's tokenizer. It leaves out
+merges LoRA into the language model and saves bf16 weights plus the base model's tokenizer. Under DeepSpeed
+iter_N.pth is a folder of DeepSpeed's files; XTuner reads it (xtuner.model.utils.guess_load_checkpoint) in
+float16, so here it is read in float32 first (FOLDER_CONVERSION) and converts to what a file would. It leaves out
 the remote-code .py files, so the folder does not load (xtuner#901, InternVL#768): they are copied from the
 base checkpoint here. The tokenizer keeps its chat template, and config.json gets the system line the run
 trained with (XTuner's, recorded in run.json), which chat() and the kit's LMDeploy template then use. The
@@ -20,7 +22,7 @@ from typing import Optional
 
 from course_lib.checkpoints import copy_remote_code
 
-from .runner import TrainRun, training_env
+from .runner import TrainRun, require_checkpoint, training_env
 
 
 class ConversionFailed(RuntimeError):
@@ -39,6 +41,30 @@ def convert_command(config: Path, checkpoint: Path, out_dir: Path, python: str =
     return [str(python), str(convert_script()), str(config), str(checkpoint), str(out_dir)]
 
 
+# convert_to_official.py on a DeepSpeed folder, in one process. XTuner's guess_load_checkpoint reads a folder with
+# get_state_dict_from_zero_checkpoint at its default dtype, float16 (xtuner/utils/zero_to_any_dtype.py), before the
+# bfloat16 cast, and rounding twice moves some values one bfloat16 step away from the trained ones (the test of
+# DeepSpeed checkpoints counts them). Read at float32 and saved as mmengine saves a file ({"state_dict": ...}), the
+# folder converts as a file of the same weights would.
+FOLDER_CONVERSION = """
+import os, runpy, sys, tempfile
+import torch
+from xtuner.utils.zero_to_any_dtype import get_state_dict_from_zero_checkpoint
+script, config, folder, out = sys.argv[1:]
+state = get_state_dict_from_zero_checkpoint(os.path.dirname(folder), os.path.basename(folder), dtype=torch.float32)
+with tempfile.TemporaryDirectory(prefix="float32-", dir=os.path.dirname(os.path.abspath(out))) as scratch:
+    weights = os.path.join(scratch, "trained.pth")
+    torch.save({"state_dict": state}, weights)
+    sys.argv = [script, config, weights, out]
+    runpy.run_path(script, run_name="__main__")
+"""
+
+
+def folder_convert_command(config: Path, folder: Path, out_dir: Path, python: str = sys.executable) -> list:
+    """convert_command for a DeepSpeed checkpoint folder, read in float32 (FOLDER_CONVERSION)."""
+    return [str(python), "-c", FOLDER_CONVERSION, str(convert_script()), str(config), str(folder), str(out_dir)]
+
+
 def convert_checkpoint(
     run: TrainRun,
     out_dir: Path,
@@ -47,7 +73,8 @@ def convert_checkpoint(
     check_image=None,
     log=print,
 ) -> Path:
-    """Merge the run's LoRA checkpoint (default: its final one) into a full checkpoint folder at out_dir."""
+    """Merge the run's LoRA checkpoint (default: its final one; a file, or a DeepSpeed folder with all its files)
+    into a full checkpoint folder at out_dir."""
     out_dir = Path(out_dir)
     if "." in out_dir.name:
         raise ValueError(
@@ -62,15 +89,16 @@ def convert_checkpoint(
             f"{out_dir} exists and is not an earlier conversion (no conversion.json): overwrite=True "
             "replaces only a folder this function wrote; choose a new folder"
         )
-    checkpoint = Path(checkpoint or run.final_checkpoint() or "")
-    if not checkpoint.is_file():
+    checkpoint = checkpoint or run.final_checkpoint()
+    if checkpoint is None:
         raise FileNotFoundError(f"no checkpoint to convert in {run.work_dir} (train the run to the end first)")
+    checkpoint = require_checkpoint(checkpoint)  # a DeepSpeed folder cut short is refused, by name
     base = Path(run.info()["model_path"])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=out_dir.name + "-converting-", dir=out_dir.parent))
     try:
         log(f"Merging LoRA from {checkpoint.name} into {base.name} ...")
-        command = convert_command(run.config, checkpoint, staging)
+        command = (folder_convert_command if checkpoint.is_dir() else convert_command)(run.config, checkpoint, staging)
         result = subprocess.run(command, env=training_env(run), capture_output=True, text=True)
         if not (staging / "config.json").is_file() or not any(staging.glob("*.safetensors")):
             raise ConversionFailed(

@@ -6,8 +6,12 @@ and resume after an interruption.
   is judged from what the run leaves behind: the final iter_N.pth named by last_checkpoint, and no traceback.
 * Interrupted (Ctrl-C, a closed laptop, a killed kernel)? Call train(run) again: it resumes from the last
   saved checkpoint (mmengine's load_from + resume), with the same config and data, and appends to the same log.
+* Under DeepSpeed (`train(run, deepspeed="deepspeed_zero2")`) each iter_N.pth is a folder of DeepSpeed's files,
+  one set per GPU: runs, resuming, checkpoint_table and the conversion take it as they take a file, and a folder
+  whose save did not finish is refused by name (deepspeed_checkpoint_problem).
 """
 
+import importlib.util
 import json
 import math
 import os
@@ -17,14 +21,17 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
+from course_lib import precision
 from course_lib.foodieqa import check_training_allowed
 from course_lib.vqa_data import read_json_records, validate_xtuner_records
 
 from .data_check import check_tokens, normalise_images
+from .preflight import check_run, zero_stage_of
 from .xtuner_config import BATCH_SIZE, PROFILES, render
 
 PROGRESS = re.compile(r"Iter\(train\)\s*\[\s*(\d+)/(\d+)\].*?\blr: ([0-9.e+-]+).*?eta: (\S+).*?\bloss: ([0-9.naninf]+)")
@@ -33,6 +40,94 @@ RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 class TrainingFailed(RuntimeError):
     """Training stopped without its final checkpoint; the message quotes the end of the log."""
+
+
+class IncompleteCheckpoint(RuntimeError):
+    """A DeepSpeed checkpoint folder lacks files its save writes (it was interrupted); the message names them."""
+
+
+# What DeepSpeed writes into save_dir/tag (deepspeed/runtime/engine.py, 0.18.9: save_checkpoint, _get_ckpt_name,
+# _get_zero_ckpt_name); mmengine's DeepSpeedStrategy.save_checkpoint calls it with save_dir = work_dir and
+# tag = "iter_N.pth" (mmengine/_strategy/deepspeed.py). First the model states, one file written by data-parallel
+# rank 0 (one per rank under ZeRO-3, which partitions the weights too), then one optimizer-state file per rank.
+DS_MODEL_STATES = "mp_rank_00_model_states.pt"
+DS_ZERO3_MODEL_STATES = "zero_pp_rank_{}_mp_rank_00_model_states.pt"
+DS_OPTIM_STATES = re.compile(r"(?:bf16_)?zero_pp_rank_(\d+)_mp_rank_00_optim_states\.pt")
+
+
+def _whole(path: Path) -> bool:
+    """Whether a file torch.save wrote was finished: it writes a zip archive whose central directory comes last
+    (torch/serialization.py, _open_zipfile_writer), so a file cut short by a kill has none and zipfile refuses it."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return bool(archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def deepspeed_checkpoint_problem(folder: Path) -> Optional[str]:
+    """What is missing from a DeepSpeed checkpoint folder; None when it holds everything its save writes.
+
+    DeepSpeed marks a finished save by writing a `latest` file (the tag) into save_dir after every rank's files,
+    but mmengine passes save_latest=False, so an XTuner run has none; mmengine's own last_checkpoint, written after
+    the save returned (mmengine/hooks/checkpoint_hook.py), names only the newest. So the folder is checked the way
+    DeepSpeed's zero_to_fp32.py reads it: the model states (which record how many data-parallel ranks saved,
+    dp_world_size), one optimizer-state file per rank (zero_to_fp32 refuses a folder with fewer: "a checkpoint
+    didn't get saved by one or more processes"), and every file whole.
+    """
+    folder = Path(folder)
+    names = {path.name for path in folder.iterdir() if path.is_file()}
+    zero3 = DS_MODEL_STATES not in names
+    first = folder / (DS_ZERO3_MODEL_STATES.format(0) if zero3 else DS_MODEL_STATES)
+    if not first.is_file():
+        return (
+            f"{folder} is not a DeepSpeed checkpoint, or its save stopped before anything was written: "
+            f"it has no {DS_MODEL_STATES} (ZeRO 1-2) or {DS_ZERO3_MODEL_STATES.format(0)} (ZeRO-3)"
+        )
+    if not _whole(first):
+        return f"{folder} is incomplete: {first.name} was cut short (its save was interrupted)"
+    import torch
+
+    # mmap: only the pickled record is read, not the weights. The run's own file (see training_env).
+    states = torch.load(first, map_location="cpu", mmap=True, weights_only=False)
+    ranks = int(states.get("dp_world_size") or 1)
+    expected = [DS_ZERO3_MODEL_STATES.format(rank) for rank in range(ranks)] if zero3 else [DS_MODEL_STATES]
+    optimizer_files = {int(m.group(1)): name for name in names if (m := DS_OPTIM_STATES.fullmatch(name))}
+    if states.get("optimizer") is None:  # ZeRO keeps the optimizer's state in the per-rank files instead
+        expected += [
+            optimizer_files.get(rank, f"zero_pp_rank_{rank}_mp_rank_00_optim_states.pt") for rank in range(ranks)
+        ]
+    missing = [name for name in expected if name not in names]
+    if missing:
+        return f"{folder} is incomplete: {', '.join(missing)} missing (its save by {ranks} process(es) was interrupted)"
+    cut = [name for name in sorted(set(expected) | set(optimizer_files.values())) if not _whole(folder / name)]
+    if cut:
+        return f"{folder} is incomplete: {', '.join(cut)} cut short (its save was interrupted)"
+    return None
+
+
+def training_checkpoint_problem(path: Path) -> Optional[str]:
+    """Why path is not a checkpoint to resume from or convert; None when it is one: an iter_N.pth file as mmengine
+    saves it, or a DeepSpeed folder of that name with all its files."""
+    path = Path(path)
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return deepspeed_checkpoint_problem(path)
+    return f"{path} does not exist"
+
+
+def require_checkpoint(path: Path) -> Path:
+    """path, once training_checkpoint_problem finds nothing wrong with it; else an error that names what is missing."""
+    problem = training_checkpoint_problem(path)
+    if problem and not Path(path).exists():
+        raise FileNotFoundError(problem)
+    if problem:
+        raise IncompleteCheckpoint(
+            f"{problem}. It is not a checkpoint to resume from or convert: pick another one "
+            "(runner.checkpoint_table(run) lists the complete ones), or delete the folder."
+        )
+    return Path(path)
 
 
 @dataclass
@@ -62,26 +157,39 @@ class TrainRun:
         self.info_file.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
 
     def latest_checkpoint(self) -> Optional[Path]:
-        """The checkpoint mmengine saved last (its last_checkpoint file), if it still exists."""
+        """The checkpoint mmengine saved last (its last_checkpoint file), if it still exists: a file, or a DeepSpeed
+        folder. mmengine writes last_checkpoint once the save returned, so a folder it names that is incomplete
+        was damaged since: resuming from it would fail inside DeepSpeed, and the error says what to do instead."""
         marker = self.work_dir / "last_checkpoint"
         if not marker.is_file():
             return None
         path = Path(marker.read_text().strip())
-        return path if path.is_file() else None
+        if not path.exists():
+            return None
+        problem = training_checkpoint_problem(path)
+        if problem:
+            earlier = [older for _, older in self.checkpoints() if older != path]
+            instead = f"write {earlier[-1]} into {marker} to resume from there, or " if earlier else ""
+            raise IncompleteCheckpoint(
+                f"{marker} names {path.name}, but {problem}. To go on, {instead}start a new run."
+            )
+        return path
 
     def final_checkpoint(self) -> Optional[Path]:
+        """iter_<total>.pth once it is complete (a DeepSpeed folder whose save was cut short is not)."""
         total = self.info().get("total_iters")
         if not total:
             return None
         path = self.work_dir / f"iter_{total}.pth"
-        return path if path.is_file() else None
+        return path if path.exists() and training_checkpoint_problem(path) is None else None
 
     def checkpoints(self) -> List[Tuple[int, Path]]:
-        """(iteration, iter_N.pth) of every checkpoint still in the run folder, oldest first."""
+        """(iteration, iter_N.pth) of every complete checkpoint still in the run folder (files, or DeepSpeed
+        folders with all their files), oldest first."""
         found = []
         for path in self.work_dir.glob("iter_*.pth"):
             number = path.stem[len("iter_") :]
-            if number.isdigit():
+            if number.isdigit() and training_checkpoint_problem(path) is None:
                 found.append((int(number), path))
         return sorted(found)
 
@@ -98,8 +206,13 @@ def new_run(
     image_folder: Path,
     runs_root: Path,
     acknowledge_foodieqa_licence: bool = False,
+    bf16: Optional[bool] = None,
 ) -> TrainRun:
     """Create runs_root/<name>-NNN with a copy of the config and the paths it trains on.
+
+    bf16 (the GPU recipe): whether the GPU that trains computes in bfloat16; None asks this machine's GPU
+    (course_lib.precision). It decides the run's precision once, recorded in run.json: the config's
+    FrozenFloat16Hook on a GPU without it, and the DeepSpeed config's fp16 or bf16 (deepspeed_argument).
 
     Every run the kit starts is made here, so this is where FoodieQA's licence (evaluation only) is enforced:
     a run on a FoodieQA release's pictures needs acknowledge_foodieqa_licence=True. It is also where the data
@@ -147,9 +260,9 @@ def new_run(
         trained_on, normalised = normalise_images(records, Path(image_folder), work_dir)
         data = {"trained_on": str(trained_on)} if trained_on else {}
         run.config.parent.mkdir()
-        run.config.write_text(
-            render(profile, **{**paths, "train_json": data.get("trained_on", paths["train_json"])}), encoding="utf-8"
-        )
+        chosen = run_precision(profile, bf16)
+        rendered = {**paths, "train_json": data.get("trained_on", paths["train_json"])}
+        run.config.write_text(render(profile, **rendered, bf16=chosen != "float16"), encoding="utf-8")
         checked = check_tokens(run.config)
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -165,6 +278,8 @@ def new_run(
                 **data,
                 "normalised_images": normalised,
                 "system_message": checked.system_message,
+                "precision": chosen,
+                "longest_sample_tokens": checked.longest,
                 "foodieqa_licence_acknowledged": bool(acknowledge_foodieqa_licence),
             },
             indent=2,
@@ -173,6 +288,16 @@ def new_run(
         + "\n"
     )
     return run
+
+
+def run_precision(profile: str, bf16: Optional[bool] = None) -> str:
+    """float32 for the CPU recipe; for the GPU recipe bfloat16 where the GPU computes in it, else float16. Without
+    a GPU here (a run made on one machine to train on another), the committed recipe's assumption: bfloat16."""
+    if not needs_cuda(profile):
+        return "float32"
+    if bf16 is None:
+        bf16 = precision.gpu_has_bf16() if precision.cuda_available() else True
+    return precision.choose("cuda", bf16, gpu="the GPU").name
 
 
 MIN_WARMUP_ITERS = 2
@@ -203,7 +328,8 @@ def set_resume(config: Path, checkpoint: Optional[Path]) -> None:
 
     XTuner's own `--resume` option is not used: with the lazily parsed configs of XTuner 0.2.0 it merges the
     seed into the config and turns the prompt template into a string ("'str' object does not support item
-    assignment"). mmengine resumes by itself from `load_from` when `resume = True`.
+    assignment"). mmengine resumes by itself from `load_from` when `resume = True`. A DeepSpeed folder is named
+    the same way: mmengine's DeepSpeedStrategy.resume splits it into DeepSpeed's save_dir and tag.
     """
     text = config.read_text(encoding="utf-8")
     text = re.sub(
@@ -223,15 +349,69 @@ def needs_cuda(profile: str) -> bool:
 
 
 def single_gpu_process(run: TrainRun, deepspeed: Optional[str] = None, nproc_per_node: int = 1) -> bool:
-    """Whether XTuner would train the GPU recipe in one process that has no process group.
+    """Whether XTuner would train the GPU recipe in one process that has no process group, with or without DeepSpeed.
 
     XTuner's InternVL_V1_5 calls torch.distributed.get_rank() in every forward pass (xtuner/model/internvl.py,
     _llm_forward). With NPROC_PER_NODE=1 `xtuner train` starts plain `python train.py` (launcher "none"), and
     the first iteration fails with "Default process group has not been initialized" (seen on an H200,
-    2026-12-04). DeepSpeed sets up its own group, several processes go through torchrun, and the CPU recipe's
-    SingleProcessGroupHook makes a gloo one; this one case is started as torchrun would start it.
+    2026-12-04). DeepSpeed makes a group itself, but without torchrun's variables it asks MPI for them
+    (deepspeed/comm/comm.py, init_distributed -> mpi_discovery): "No module named 'mpi4py'" here, which XTuner's
+    [deepspeed] extra installs and the kit does not. Several processes go through torchrun, and the CPU recipe's
+    SingleProcessGroupHook makes a gloo group before DeepSpeed looks; this one case is started as torchrun would.
     """
-    return needs_cuda(run.info()["profile"]) and not deepspeed and nproc_per_node == 1
+    return needs_cuda(run.info()["profile"]) and nproc_per_node == 1
+
+
+def deepspeed_argument(run: TrainRun, deepspeed: Optional[str]) -> Optional[str]:
+    """What `xtuner train --deepspeed` gets: a copy of the DeepSpeed config in the run folder with its "auto"
+    precisions decided by the kit, not by XTuner.
+
+    XTuner resolves "auto" in xtuner/tools/utils.py (auto_dtype_of_deepspeed_config) with its device module. On a
+    CPU that is torch.cpu: it has no is_bf16_supported (AttributeError, XTuner 0.2.0 with torch 2.12), and
+    torch.cpu.is_available() would turn fp16 on; the CPU recipe trains in float32 (cpu_hooks.Float32Hook), so both
+    go off. On a GPU it asks torch.cuda.is_bf16_supported(), which answers True on a V100 or T4 (it can store
+    bfloat16 there), and bf16 wins over fp16: DeepSpeed would train in bfloat16 on GPUs that cannot compute in it.
+    The run's precision (run.json, decided by new_run from course_lib.precision) turns on bf16 or fp16 instead.
+    """
+    if not deepspeed:
+        return deepspeed
+    source = Path(deepspeed)
+    if not source.is_file():  # a name: XTuner's file of that name (xtuner/configs/__init__.py, cfgs_name_path)
+        configs = Path(importlib.util.find_spec("xtuner").origin).parent / "configs" / "deepspeed"
+        source = configs / f"{deepspeed}.json"
+        if not source.is_file():
+            known = sorted(path.stem for path in configs.glob("*.json"))
+            raise FileNotFoundError(f"DeepSpeed config {deepspeed!r} is neither a file nor one of XTuner's: {known}")
+    config = json.loads(source.read_text(encoding="utf-8"))
+    chosen = run.info().get("precision") or run_precision(run.info()["profile"])
+    wanted = {"fp16": chosen == "float16", "bf16": chosen == "bfloat16"}
+    for key, enabled in wanted.items():
+        if isinstance(config.get(key), dict) and config[key].get("enabled") == "auto":
+            config[key]["enabled"] = enabled
+    suffix = {"float32": "cpu", "float16": "fp16", "bfloat16": "bf16"}[chosen]
+    target = run.config.parent / f"{source.stem}-{suffix}.json"
+    target.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return str(target)
+
+
+def resume_deepspeed(run: TrainRun, deepspeed: Optional[str], resume_from: Optional[Path]) -> Optional[str]:
+    """The DeepSpeed config to go on with: a DeepSpeed folder resumes only under DeepSpeed (train(run) again takes
+    the one the run started with, from run.json), a one-file checkpoint only without it."""
+    if resume_from is None:
+        return deepspeed
+    if resume_from.is_dir() and not deepspeed:
+        deepspeed = run.info().get("deepspeed")
+        if not deepspeed:
+            raise TrainingFailed(
+                f"{resume_from} is a DeepSpeed checkpoint folder, and run.json does not say which DeepSpeed config "
+                "saved it: call train(run, deepspeed=...) with that config (e.g. 'deepspeed_zero2')"
+            )
+    if resume_from.is_file() and deepspeed:
+        raise TrainingFailed(
+            f"{resume_from} was saved without DeepSpeed (one file); DeepSpeed resumes only its own folders: "
+            "call train(run) without deepspeed=, or start a new run to train with DeepSpeed"
+        )
+    return deepspeed
 
 
 def xtuner_command(run: TrainRun, deepspeed: Optional[str] = None, nproc_per_node: int = 1) -> list:
@@ -273,18 +453,27 @@ def train(
     nproc_per_node: int = 1,
     on_line: Optional[Callable[[str], None]] = None,
     stop_after_iters: Optional[int] = None,
+    go_on: bool = False,
+    free_bytes: Optional[int] = None,
 ) -> Path:
     """Train (or resume) the run until its final checkpoint; returns that checkpoint.
 
     stop_after_iters interrupts the run once that iteration is logged and a checkpoint exists (the lesson
     uses it to show resuming; tests use it to prove that resumed runs end where uninterrupted ones do).
+    The GPU recipe first passes the memory pre-flight (preflight.check_run): a run whose estimate does not fit the
+    GPU's free memory (free_bytes, default: asked of the GPU) is refused with settings that fit, unless go_on.
     """
     if run.finished:
         return run.final_checkpoint()
     _check_hardware(run)
     resume_from = run.latest_checkpoint()
+    deepspeed = resume_deepspeed(run, deepspeed, resume_from)
+    if needs_cuda(run.info()["profile"]):
+        report = memory_preflight(run, deepspeed, nproc_per_node, free_bytes, go_on)
+        print(report.text.splitlines()[-1] if report.fits else report.text, flush=True)
+    command = xtuner_command(run, deepspeed_argument(run, deepspeed), nproc_per_node)
     set_resume(run.config, resume_from)
-    run.update(status="running", resumed_from=str(resume_from) if resume_from else None)
+    run.update(status="running", resumed_from=str(resume_from) if resume_from else None, deepspeed=deepspeed)
     env = training_env(run, launch_env(run, deepspeed, nproc_per_node))
     bar = None
     tail = []
@@ -295,7 +484,7 @@ def train(
             f"{' (resuming from ' + resume_from.name + ')' if resume_from else ''} =====\n"
         )
         process = subprocess.Popen(
-            xtuner_command(run, deepspeed, nproc_per_node),
+            command,
             env=env,
             cwd=run.work_dir,
             stdout=subprocess.PIPE,
@@ -355,12 +544,35 @@ def train(
     crashed = any("Traceback (most recent call last)" in line or "Error" in line.split(":")[0] for line in tail)
     if final is None or crashed:
         run.update(status="failed")
+        last = run.work_dir / f"iter_{run.info().get('total_iters')}.pth"
+        unfinished = f"{training_checkpoint_problem(last)}.\n" if last.is_dir() else ""  # a DeepSpeed save cut short
         raise TrainingFailed(
             f"xtuner train did not finish (exit code {process.returncode}; the xtuner command reports 0 even after "
-            f"a crash). Log: {run.log_file}\n--- last lines ---\n" + "\n".join(tail[-25:])
+            f"a crash). {unfinished}Log: {run.log_file}\n--- last lines ---\n" + "\n".join(tail[-25:])
         )
     run.update(status="finished", final_checkpoint=str(final))
     return final
+
+
+def memory_preflight(
+    run: TrainRun,
+    deepspeed: Optional[str] = None,
+    nproc_per_node: int = 1,
+    free_bytes: Optional[int] = None,
+    go_on: bool = False,
+):
+    """The run's memory pre-flight (preflight.check_run) as train() launches it: its config, its model, the GPU
+    count and ZeRO stage, its longest sample (new_run measured it). Raises preflight.DoesNotFit when the estimate
+    exceeds the free memory, naming settings that fit, unless go_on; returns the report."""
+    return check_run(
+        run.config,
+        run.info()["model_path"],
+        gpus=nproc_per_node,
+        zero_stage=zero_stage_of(deepspeed),
+        free_bytes=free_bytes,
+        go_on=go_on,
+        sequence_tokens=run.info().get("longest_sample_tokens"),
+    )
 
 
 def loss_history(run: TrainRun) -> list:
@@ -385,9 +597,9 @@ def _check_hardware(run: TrainRun) -> None:
 
 
 def checkpoint_table(run: TrainRun) -> List[Tuple[int, str, Optional[float]]]:
-    """(iteration, file name, training loss logged at that iteration) for each checkpoint kept: the
-    candidates to convert. A low training loss late in a run can mean memorising; pick by a held-out
-    evaluation (lesson 11's evaluate_checkpoint), not by the loss."""
+    """(iteration, file or DeepSpeed folder name, training loss logged at that iteration) for each complete
+    checkpoint kept: the candidates to convert. A low training loss late in a run can mean memorising; pick by a
+    held-out evaluation (lesson 11's evaluate_checkpoint), not by the loss."""
     losses = {step: loss for step, loss, _ in loss_history(run)}
     return [(step, path.name, losses.get(step)) for step, path in run.checkpoints()]
 
