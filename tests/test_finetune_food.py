@@ -110,3 +110,30 @@ def test_base_dishes_drop_by_at_most_5_points(before, resumed):
 def test_the_lessons_find_this_run(plan, resumed):
     run, _ = resumed
     assert finished_run_for(plan) == run
+
+
+@pytest.fixture(scope="module")
+def converted_in_the_course_environment(plan, resumed):
+    from conftest import load_probe, transformers_environments
+
+    run, _ = resumed
+    folder = converted_dir(run, plan.cache)
+    course = load_probe(transformers_environments()["course"], folder)["checkpoints"][str(folder)]
+    assert "error" not in course and course["differing"] == [], course
+    return folder, course
+
+
+@pytest.mark.parametrize("environment", ["serving", "newest"])
+def test_the_converted_fine_tune_loads_alike_under_every_transformers(converted_in_the_course_environment, environment):
+    """The loading rule for the third kind of checkpoint the kit writes (tests/test_loading_rule.py has the other
+    two): the converted fine-tune holds its files' weights and answers as in the course environment, under the
+    serving environment's transformers and the newest one."""
+    from conftest import load_probe, require_environment, transformers_environments
+
+    python = transformers_environments()[environment]
+    require_environment(environment, python)
+    folder, course = converted_in_the_course_environment
+    report = load_probe(python, folder)
+    here = report["checkpoints"][str(folder)]
+    assert "error" not in here and here["differing"] == [], f"transformers {report['transformers']}: {here}"
+    assert (here["batch"], here["two_turns"]) == (course["batch"], course["two_turns"]), (here, course)
