@@ -7,15 +7,19 @@ An exercise cell keeps the student's part between two marker lines, then asks fo
     # ---- end of your answer ----
     check("05", banner_tiles=banner_tiles)
 
-`check` never raises for the student: an answer left as `...` gets "Fill in ...", a wrong one (or one that
-raises) gets "Not yet" and the hint. The model answers live in `course_lib/solutions.py`.
+`check` never raises for the student: an answer left as `...` (a value, or a function whose body is still `...`)
+gets "Fill in ...", a wrong one (or one that raises) gets "Not yet" and the hint. The model answers live in
+`course_lib/solutions.py`.
 `course_lib.notebooks.execute_notebook(path, solutions=True)` puts them between the markers and sets
 COURSE_EXERCISES_STRICT=1, so a check that is not passed fails the run. That is how CI proves each solution
 still passes its check, and tests/test_exercises.py proves that wrong answers do not pass.
 """
 
+import ast
+import inspect
 import os
 import re
+import textwrap
 from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
@@ -77,7 +81,7 @@ def check(lesson: str, **given) -> Verdict:
     if lesson not in EXERCISES:
         raise KeyError(f"lesson {lesson!r} has no exercise; known: {sorted(EXERCISES)}")
     task = EXERCISES[lesson]
-    missing = [name for name in task.answers if given.get(name, ...) is ...]
+    missing = [name for name in task.answers if _left_empty(given.get(name, ...))]
     if missing:
         right, message = (
             False,
@@ -94,6 +98,28 @@ def check(lesson: str, **given) -> Verdict:
         raise AssertionError(f"lesson {lesson}'s exercise: {message}")
     print(message)
     return Verdict(right, message)
+
+
+def _left_empty(answer) -> bool:
+    """An answer still `...`: the value itself, or a function whose body is only `...` (and a docstring). A
+    function whose source cannot be read counts as written."""
+    if answer is ...:
+        return True
+    if not inspect.isfunction(answer):
+        return False
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(answer)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    function = tree.body[0] if tree.body else None
+    if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    return all(
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and (statement.value.value is ... or (index == 0 and isinstance(statement.value.value, str)))
+        for index, statement in enumerate(function.body)
+    )
 
 
 def _expect(condition: bool, hint: str) -> None:
@@ -347,4 +373,448 @@ def _lesson_11b(your_precision, your_f1):
         f"precision {figures['precision']:.2f}, recall {figures['recall']:.2f}, F1 {figures['f1']:.2f}, accuracy "
         f"{figures['accuracy']:.0%}: it said yes {figures['yes_ratio']:.0%} of the time, POPE's sign of a model that "
         "hallucinates."
+    )
+
+
+# ---- build it: the student writes the mechanism, compared with the kit's (and the official) code ---------------
+def _as_bool_matrix(mask, name: str, size: int):
+    import torch
+
+    try:
+        mask = torch.as_tensor(mask)
+    except Exception:
+        raise Wrong(f"{name} must return a tensor (or a nested list) of shape ({size}, {size})") from None
+    _expect(
+        tuple(mask.shape) == (size, size), f"{name} returned shape {tuple(mask.shape)}; it should be ({size}, {size})"
+    )
+    return mask.bool()
+
+
+TASK_RULES = {
+    "ITC": "queries see only queries and text only text (unimodal)",
+    "ITM": "every position sees every position (bidirectional)",
+    "ITG": "queries see only queries; text token t sees every query and the text tokens up to and including t",
+}
+
+
+@exercise(
+    "03b",
+    "my_itc",
+    "my_itm",
+    "my_itg",
+    hint="each returns a (Q+T) x (Q+T) boolean tensor, queries first; torch.ones(...).tril() gives a causal block, "
+    "and `is_query = torch.arange(Q + T) < Q` marks the query rows",
+)
+def _lesson_03b(my_itc, my_itm, my_itg):
+    from .qformer_masks import MASK_BUILDERS
+
+    sizes = [(3, 4), (1, 1), (2, 5), (4, 6), (6, 2), (32, 8)]
+    mine = {"ITC": my_itc, "ITM": my_itm, "ITG": my_itg}
+    for task, build in MASK_BUILDERS.items():
+        name = f"my_{task.lower()}"
+        for queries, text in sizes:
+            got = _as_bool_matrix(mine[task](queries, text), name, queries + text)
+            expected = build(queries, text)
+            if not bool((got == expected).all()):
+                rows = [f"q{i + 1}" for i in range(queries)] + [f"t{i + 1}" for i in range(text)]
+                wrong = [rows[i] for i in range(queries + text) if not bool((got[i] == expected[i]).all())]
+                shown = ", ".join(wrong[:6]) + (", ..." if len(wrong) > 6 else "")
+                raise Wrong(f"{name}({queries}, {text}) differs in the rows of {shown}. {task}: {TASK_RULES[task]}")
+    return (
+        f"your three masks equal course_lib's on {len(sizes)} sizes, up to BLIP-2's Q = 32. One sequence, one "
+        "self-attention: the mask alone turns the Q-Former into two separate encoders (ITC), one joint encoder "
+        "(ITM) or an image-grounded decoder (ITG)."
+    )
+
+
+def _pixel_shuffle_cases():
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(2, 32, 32, 8), (3, 6, 10, 5), (1, 2, 2, 3), (2, 8, 4, 16), (1, 4, 4, 1)]
+    return [torch.randn(*shape, generator=generator) for shape in shapes]
+
+
+@exercise(
+    "04b",
+    "my_pixel_shuffle",
+    hint="view x as (N, H/2, 2, W/2, 2, C): which axes must sit side by side before the last reshape to "
+    "(N, H/2, W/2, 4C)? Channels in order top-left, top-right, bottom-left, bottom-right",
+)
+def _lesson_04b(my_pixel_shuffle, model=None):
+    import torch
+
+    from .pixel_shuffle import pixel_shuffle, via_pixel_unshuffle
+
+    patches = torch.arange(32.0).reshape(1, 4, 4, 2)  # patch p has channels 2p, 2p + 1
+    got = my_pixel_shuffle(patches.clone())
+    _expect(isinstance(got, torch.Tensor), "my_pixel_shuffle must return a tensor")
+    _expect(
+        tuple(got.shape) == (1, 2, 2, 8),
+        f"a (1, 4, 4, 2) grid gave shape {tuple(got.shape)}; it should be (1, 2, 2, 8): half the rows, half the "
+        "columns, 4x the channels",
+    )
+    if not torch.equal(got, pixel_shuffle(patches)):
+        ids = (got[0, 0, 0, ::2] / 2).long().tolist()
+        _expect(
+            not torch.equal(got, pixel_shuffle(patches, ps_version="v1")),
+            "each token holds the right patches but the grid is transposed (that is ps_version v1): permute "
+            "the rows and columns back",
+        )
+        unshuffled = torch.nn.PixelUnshuffle(2)(patches.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        _expect(
+            not torch.equal(got, unshuffled),
+            "the right patches in nn.PixelUnshuffle's channel order (channel c, block position k at c*4 + k); "
+            "InternVL keeps each patch's C channels together: block position k at k*C + c",
+        )
+        raise Wrong(
+            f"token (0, 0) should hold patches [0, 1, 4, 5] (top-left, top-right, bottom-left, bottom-right), "
+            f"each patch's channels together; yours starts with patches {ids}. Try it on "
+            "torch.arange(16.0).reshape(1, 4, 4, 1) and print token (0, 0)"
+        )
+    cases = _pixel_shuffle_cases()
+    official = "" if model is None else ", the checkpoint's own model.pixel_shuffle (InternVL's code)"
+    for x in cases:
+        got = my_pixel_shuffle(x.clone())
+        shape = tuple(x.shape)
+        _expect(
+            isinstance(got, torch.Tensor) and torch.equal(got, pixel_shuffle(x)),
+            f"right on the 4x4 example, wrong on a random tensor of shape {shape}: use x's own sizes, not 4",
+        )
+        _expect(torch.equal(got, via_pixel_unshuffle(x)), f"differs from nn.PixelUnshuffle on shape {shape}")
+        if model is not None:
+            _expect(torch.equal(got, model.pixel_shuffle(x, 0.5)), f"differs from model.pixel_shuffle on {shape}")
+    return (
+        f"equal to course_lib's pixel_shuffle{official} and nn.PixelUnshuffle (channels reordered) on "
+        f"{len(cases) + 1} tensors. A reshape, a permute and a reshape: no weights, no value lost, and a tile's "
+        "1024 patches become 256 tokens."
+    )
+
+
+def _tiling_cases():
+    import random
+
+    rng = random.Random(0)
+    special = [(448, 448), (600, 600), (1000, 1000), (896, 448), (1792, 896), (1000, 100), (640, 480), (100, 1000)]
+    drawn = [(int(10 ** rng.uniform(1.7, 3.7)), int(10 ** rng.uniform(1.7, 3.7))) for _ in range(400)]
+    return special + drawn
+
+
+@exercise(
+    "05b",
+    "my_grid",
+    hint="aspect = width / height; keep the grid (columns, rows) whose columns / rows is closest; on an exact tie, "
+    "take the later grid only if width * height > 0.5 * 448 * 448 * columns * rows",
+)
+def _lesson_05b(my_grid):
+    from .tiling import closest_grid, target_ratios
+
+    checked = 0
+    for max_num in (12, 6, 2, 1, 24):
+        grids = target_ratios(1, max_num)
+        for width, height in _tiling_cases():
+            expected = closest_grid(width, height, grids)
+            got = my_grid(width, height, list(grids))
+            checked += 1
+            if tuple(got) == expected:
+                continue
+            aspect = width / height
+            if tuple(got) == expected[::-1]:
+                raise Wrong(f"{width}x{height}: you gave {tuple(got)}, transposed: a grid is (columns, rows)")
+            if tuple(got) in grids and abs(aspect - got[0] / got[1]) == abs(aspect - expected[0] / expected[1]):
+                bigger = max(tuple(got), expected, key=lambda grid: grid[0] * grid[1])
+                half = 448 * 448 * bigger[0] * bigger[1] // 2
+                raise Wrong(
+                    f"{width}x{height} (max {max_num} tiles): {got[0]}x{got[1]} and {expected[0]}x{expected[1]} "
+                    f"are equally close to its aspect {aspect:.3g}. On a tie InternVL takes the later grid only "
+                    f"if the picture has more than half of its pixels: {width * height:,} against half of "
+                    f"{bigger[0]}x{bigger[1]}'s, {half:,}"
+                )
+            raise Wrong(
+                f"{width}x{height} (aspect {aspect:.3g}, max {max_num} tiles) should get {expected[0]}x{expected[1]}, "
+                f"you gave {got}: which candidate's columns / rows is closest to width / height?"
+            )
+    return (
+        f"the same grid as course_lib.tiling on {checked} (size, budget) pairs. The tie-break is why 600x600 stays "
+        "one tile while 1000x1000 becomes 3x3 (1,000,000 pixels > half of 9 tiles' 1,806,336): a big picture earns "
+        "more tiles, a small one is not blown up."
+    )
+
+
+PROMPT_SETS = [
+    ["图中的菜是什么？", "它是哪里的菜？", "用英文说它的名字。", "它一般怎么吃？"],
+    ["图中的菜是什么？", "What dish is in the picture? Answer in one word."],
+    ["有几个？"],
+    ["它是哪里的菜？", "它是哪里的菜？"],
+]
+
+
+@exercise(
+    "06c",
+    "my_left_pad",
+    hint="L = the longest list; each row is [pad_id] * (L - len(ids)) + ids, its mask 0 for each pad and 1 for "
+    "each token; return two (batch, L) tensors",
+)
+def _lesson_06c(my_left_pad, model_path):
+    import torch
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=True)
+    side = tokenizer.padding_side
+    for prompts in PROMPT_SETS:
+        lists = [tokenizer(prompt).input_ids for prompt in prompts]
+        tokenizer.padding_side = "left"  # what batch_chat does
+        try:
+            expected = tokenizer(prompts, padding=True, return_tensors="pt")
+        finally:
+            tokenizer.padding_side = side
+        got = my_left_pad([list(ids) for ids in lists], tokenizer.pad_token_id)
+        _expect(
+            isinstance(got, tuple) and len(got) == 2, "return two things: (input_ids, attention_mask), both tensors"
+        )
+        ids, mask = (torch.as_tensor(part) for part in got)
+        lengths = [len(x) for x in lists]
+        shape = (len(prompts), max(lengths))
+        _expect(tuple(ids.shape) == shape, f"prompts of {lengths} tokens: input_ids should be {shape}")
+        right_padded = torch.tensor([x + [tokenizer.pad_token_id] * (shape[1] - len(x)) for x in lists])
+        _expect(
+            not torch.equal(ids.long(), right_padded) or len(set(lengths)) == 1,
+            "that is right padding: the model writes its answer after the last column, so every prompt must "
+            "end there; put the pads on the left",
+        )
+        _expect(
+            torch.equal(ids.long(), expected["input_ids"]),
+            f"prompts of {lengths} tokens: input_ids differ from the tokenizer's",
+        )
+        _expect(
+            torch.equal(mask.long(), expected["attention_mask"]),
+            "the mask is 1 over each prompt's own tokens and 0 over its pads",
+        )
+    lists = [tokenizer(prompt).input_ids for prompt in PROMPT_SETS[0]]
+    mask = torch.as_tensor(my_left_pad(lists, tokenizer.pad_token_id)[1])
+    rows = "\n".join(f"  {''.join(str(int(v)) for v in row)}  {q}" for row, q in zip(mask, PROMPT_SETS[0]))
+    return (
+        f"the same input_ids and attention mask as the tokenizer's left padding (InternVL2's batch_chat) for "
+        f"{len(PROMPT_SETS)} batches. Your mask for the first one:\n{rows}\nEvery prompt ends in the last column, "
+        "where generation goes on; the 0s keep the pads out of attention."
+    )
+
+
+def _request_pictures():
+    from PIL import Image
+
+    gradient = Image.linear_gradient("L").resize((64, 16)).convert("RGB")
+    return [Image.new("RGB", (8, 8), (200, 60, 40)), gradient, Image.new("RGB", (12, 30), (20, 120, 220))]
+
+
+@exercise(
+    "07b",
+    "my_messages",
+    hint='[{"role": "user", "content": [image part, text part]}]; the image part is {"type": "image_url", '
+    '"image_url": {"url": "data:image/png;base64," + base64 text, "max_dynamic_patch": n}}',
+)
+def _lesson_07b(my_messages):
+    import base64
+    import json
+
+    from .serving import openai_client as oc
+
+    cases = [("图中的菜是什么？", 4), ("What dish is this?", 1), ("这道菜怎么做？", 12)]
+    for picture, (question, tiles) in zip(_request_pictures(), cases):
+        expected = oc.chat_messages(question, picture, max_dynamic_patch=tiles)
+        url = expected[0]["content"][0]["image_url"]["url"]
+        png = base64.b64decode(url.split(",", 1)[1])
+        got = my_messages(question, png, tiles)
+        try:
+            json.dumps(got)
+        except TypeError as error:
+            raise Wrong(f"the messages must be plain JSON ({error}): decode the base64 bytes to text") from None
+        _expect(
+            isinstance(got, list) and len(got) == 1 and isinstance(got[0], dict),
+            "return a list holding one message, the user's",
+        )
+        _expect(got[0].get("role") == "user", 'the message\'s role is "user"')
+        content = got[0].get("content")
+        _expect(isinstance(content, list) and len(content) == 2, "content is a list of two parts: the image, the text")
+        _expect(
+            content[0].get("type") == "image_url",
+            "the image goes first, then the question (where InternVL2 puts <image>)",
+        )
+        _expect(content[1] == expected[0]["content"][1], 'the text part is {"type": "text", "text": question}')
+        given = content[0].get("image_url")
+        _expect(
+            isinstance(given, dict) and given.get("max_dynamic_patch") == tiles,
+            "max_dynamic_patch goes inside image_url, next to url: it is that picture's tile budget",
+        )
+        _expect(
+            str(given.get("url", "")).startswith("data:image/png;base64,"),
+            'the url is a data URL: "data:image/png;base64," then the base64 text',
+        )
+        _expect(given == expected[0]["content"][0]["image_url"], "the base64 text must be that of the PNG bytes given")
+    return (
+        f"your messages equal course_lib's chat_messages for {len(cases)} pictures. The last picture's {len(png)} PNG "
+        f"bytes travel as {len(url) - len('data:image/png;base64,')} base64 characters (4 for every 3 bytes), "
+        "which is why a request with photos weighs hundreds of KiB."
+    )
+
+
+@exercise(
+    "09b",
+    "my_xtuner_record",
+    hint='{"image": image, "conversations": [{"from": "human", "value": ...}, {"from": "gpt", "value": ...}]}; '
+    'item["answer"] is a string "0"-"3"',
+)
+def _lesson_09b(my_xtuner_record, release):
+    from .foodieqa import read_sivqa, xtuner_record
+
+    raw = read_sivqa(release, log=lambda *_: None)
+    for index, item in enumerate(raw):
+        expected = xtuner_record(release, index, item)
+        got = my_xtuner_record(dict(item), expected["image"])
+        _expect(isinstance(got, dict), "return a dict: the record")
+        _expect(got.get("image") == expected["image"], "the record's image is the path it is given")
+        turns = got.get("conversations")
+        _expect(isinstance(turns, list) and len(turns) == 2, "conversations holds two turns: human, then gpt")
+        _expect(
+            [turn.get("from") for turn in turns] == ["human", "gpt"],
+            'the turns\' "from" are "human" and "gpt" (XTuner knows no other roles)',
+        )
+        human, gpt = (turn.get("value") for turn in turns)
+        want_human, want_gpt = (turn["value"] for turn in expected["conversations"])
+        _expect(
+            human != "<image>\n" + item["question"],
+            "that is the kit's own layout (tag first); the lecture's conversion puts the tag after the question: "
+            'question + "\\n<image>"',
+        )
+        _expect(human == want_human, f"record {index}: the human turn should be {want_human!r}, not {human!r}")
+        _expect(gpt == want_gpt, f"record {index}: the gpt turn should be {want_gpt!r}, not {gpt!r}")
+    return (
+        f"all {len(raw)} records as the lecture converted them. Look at what the human turn dropped: the four "
+        "options. Trained this way, the model learns to state the answer and name the dish, not to pick among "
+        "options, which is what FoodieQA's evaluation then asks of it."
+    )
+
+
+@exercise(
+    "11c",
+    "my_wilson",
+    "my_mcnemar",
+    hint="Wilson: centre (p + z²/2n) / (1 + z²/n), half-width z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n), z = 1.96; "
+    "McNemar: 2 x P(X <= min(fixed, broken)) for X ~ Binomial(fixed + broken, 1/2), at most 1",
+)
+def _lesson_11c(my_wilson, my_mcnemar):
+    from scipy.stats import binomtest
+
+    from .evaluation.stats import mcnemar_p, wilson_interval
+
+    intervals = [(c, n) for n in range(1, 31) for c in range(n + 1)] + [(90, 96), (0, 200), (200, 200), (37, 111)]
+    for correct, n in intervals:
+        low, high = (float(v) for v in my_wilson(correct, n))
+        want_low, want_high = wilson_interval(correct, n)
+        if abs(low - want_low) > 1e-4 or abs(high - want_high) > 1e-4:
+            p = correct / n
+            wald = 1.96 * (p * (1 - p) / n) ** 0.5
+            _expect(
+                max(abs(low - max(0.0, p - wald)), abs(high - min(1.0, p + wald))) > 1e-4,
+                f"{correct}/{n}: that is the textbook p ± z·sqrt(p(1-p)/n), which collapses to a point at 0/n "
+                "and n/n; Wilson's centre moves toward 1/2: (p + z²/2n) / (1 + z²/n)",
+            )
+            raise Wrong(
+                f"{correct}/{n}: Wilson gives {want_low:.4f} to {want_high:.4f}, you gave {low:.4f} to {high:.4f}"
+            )
+    pairs = [(fixed, broken) for fixed in range(21) for broken in range(21)] + [(40, 25), (3, 60)]
+    for fixed, broken in pairs:
+        got, want = float(my_mcnemar(fixed, broken)), mcnemar_p(fixed, broken)
+        if abs(got - want) > 1e-9:
+            _expect(
+                abs(2 * got - want) > 1e-9 or want >= 1,
+                f"fixed {fixed}, broken {broken}: yours is half of it; the test is two-sided, double the tail",
+            )
+            _expect(got <= 1, f"fixed {fixed}, broken {broken}: a p-value is at most 1; cap it with min(1, ...)")
+            raise Wrong(f"fixed {fixed}, broken {broken}: McNemar's exact p is {want:.6f}, you gave {got:.6f}")
+    agree = all(
+        abs(a - b) < 1e-9
+        for c, n in intervals
+        for a, b in zip(wilson_interval(c, n), binomtest(c, n).proportion_ci(0.95, method="wilson"))
+    ) and all(abs(mcnemar_p(f, b) - binomtest(min(f, b), f + b, 0.5).pvalue) < 1e-9 for f, b in pairs if f + b)
+    low, high = wilson_interval(8, 10)
+    return (
+        f"equal to course_lib.evaluation on {len(intervals)} intervals and {len(pairs)} McNemar pairs"
+        f"{' (and scipy agrees)' if agree else ''}. 8 of 10 is {low:.0%} to {high:.0%}: ten questions say little. "
+        f"McNemar reads only the questions that changed: 8 fixed vs 1 broken gives p = {mcnemar_p(8, 1):.3f}, "
+        f"6 vs 3 gives {mcnemar_p(6, 3):.2f}, however many questions stayed the same."
+    )
+
+
+def _lora_layers(model):
+    """(name, a float32 CPU copy) of the language model's first attention.wqkv (no bias in InternLM2) and the
+    vision encoder's first attn.qkv (with a bias): the layers XTuner's LoRA wraps."""
+    import copy
+
+    import torch
+
+    found = []
+    for suffix in ("attention.wqkv", "attn.qkv"):
+        for name, module in model.named_modules():
+            if name.endswith(suffix) and isinstance(module, torch.nn.Linear):
+                found.append((name, copy.deepcopy(module).to("cpu", torch.float32)))
+                break
+    if not found:
+        raise ValueError("the model has no attention.wqkv or attn.qkv linear layer; pass an InternVL2 checkpoint")
+    return found
+
+
+@exercise(
+    "10c",
+    "my_lora_forward",
+    hint="x @ W.T + bias, plus (alpha / r) * x @ A.T @ B.T; weight is (out, in), lora_A (r, in), lora_B (out, r), "
+    "and bias may be None",
+)
+def _lesson_10c(my_lora_forward, model):
+    from collections import OrderedDict
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    generator = torch.Generator().manual_seed(0)
+    checked = []
+    for (name, layer), (r, alpha) in zip(_lora_layers(model) * 2, [(8, 16), (4, 32), (2, 4), (16, 8)]):
+        holder = torch.nn.Sequential(OrderedDict(proj=layer))
+        wrapped = get_peft_model(
+            holder, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=["proj"])
+        ).base_model.model.proj
+        lora_a, lora_b = wrapped.lora_A["default"].weight, wrapped.lora_B["default"].weight
+        with torch.no_grad():  # peft starts B at zero, where any update would pass; make it count
+            lora_b.copy_(torch.randn(lora_b.shape, generator=generator) * 0.1)
+            for shape in ((3, layer.in_features), (2, 5, layer.in_features)):
+                x = torch.randn(shape, generator=generator)
+                expected = wrapped(x)
+                weight, bias = layer.weight.clone(), None if layer.bias is None else layer.bias.clone()
+                got = my_lora_forward(x.clone(), weight, bias, lora_a.clone(), lora_b.clone(), alpha, r)
+                _expect(isinstance(got, torch.Tensor), "my_lora_forward must return a tensor")
+                _expect(
+                    tuple(got.shape) == tuple(expected.shape),
+                    f"{name}: x of shape {shape} should give {tuple(expected.shape)}, yours is {tuple(got.shape)}",
+                )
+                if torch.allclose(got, expected, atol=1e-4, rtol=1e-4):
+                    continue
+                base = torch.nn.functional.linear(x, weight, bias)
+                update = x @ lora_a.T @ lora_b.T
+                for scale, why in (
+                    (0.0, "that is the frozen layer alone: add the low-rank update (alpha / r) * B A x"),
+                    (1.0, f"the update is scaled by alpha / r (here {alpha} / {r}); yours is not scaled"),
+                    (r / alpha, f"the scale is alpha / r = {alpha} / {r}, not r / alpha"),
+                ):
+                    _expect(not torch.allclose(got, base + scale * update, atol=1e-4, rtol=1e-4), why)
+                raise Wrong(f"{name} with r = {r}, alpha = {alpha}: your output differs from peft's LoRA layer")
+        checked.append((name, layer, r))
+    name, layer, _ = checked[0]
+    full, r = layer.in_features * layer.out_features, 8
+    low_rank = r * (layer.in_features + layer.out_features)
+    names = " and ".join(sorted({n for n, _, _ in checked}))
+    return (
+        f"equal to peft's LoRA layer on this checkpoint's {names}, at ranks 2 to 16. On {name} "
+        f"({layer.in_features} -> {layer.out_features}), r = {r} trains {low_rank:,} numbers instead of {full:,} "
+        f"({low_rank / full:.0%}); B starts at zero, so training starts exactly "
+        "from the base model, and after training B A can be added into W (the conversion's merge)."
     )

@@ -194,6 +194,28 @@ TRAINING_REFUSAL = (
 )
 
 
+def xtuner_record(folder, index: int, item: dict, seed_lesson_format: bool = True) -> dict:
+    """The index-th raw sivqa record (read_sivqa) as an XTuner training record, its image path relative to folder.
+
+    seed_lesson_format: the seed lesson's conversion, human `question + "\\n<image>"` (the options are
+    dropped) and gpt `choices[answer] + "，图中的菜是" + food_name`. Otherwise the kit's four-choice format
+    (human "<image>\\n" + question with options, gpt "A. option"). Lesson 09's exercise 09b rebuilds the first.
+    """
+    image = find_image(folder, item["food_meta"]["food_file"]) or str(item["food_meta"]["food_file"])
+    answer = int(item["answer"])
+    if seed_lesson_format:
+        human = item["question"] + "\n" + IMAGE_TAG
+        gpt = item["choices"][answer] + "，图中的菜是" + _food_name(item)
+    else:
+        human = with_image_tag(mc_question(item["question"], item["choices"], "zh"))
+        gpt = f"{LETTERS[answer]}. {item['choices'][answer]}"
+    return {
+        "id": f"foodieqa-{item.get('question_id', index)}",
+        "image": image,
+        "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": gpt}],
+    }
+
+
 def to_xtuner_training(
     folder,
     out_json,
@@ -204,9 +226,7 @@ def to_xtuner_training(
 ) -> Path:
     """Write FoodieQA's single-image questions as XTuner training records (image paths relative to folder).
 
-    seed_lesson_format: the seed lesson's conversion, human `question + "\\n<image>"` (the options are
-    dropped) and gpt `choices[answer] + "，图中的菜是" + food_name`. Otherwise the kit's four-choice format
-    (human "<image>\\n" + question with options, gpt "A. option").
+    seed_lesson_format: the seed lesson's conversion, or the kit's four-choice format (xtuner_record).
     """
     if not acknowledge_licence:
         raise LicenceError(TRAINING_REFUSAL)
@@ -214,23 +234,9 @@ def to_xtuner_training(
     if out_json.exists() and not overwrite:
         raise FileExistsError(f"{out_json} already exists; choose another file name or pass overwrite=True")
     folder = Path(folder)
-    records = []
-    for index, item in enumerate(read_sivqa(folder, log)):
-        image = find_image(folder, item["food_meta"]["food_file"]) or str(item["food_meta"]["food_file"])
-        answer = int(item["answer"])
-        if seed_lesson_format:
-            human = item["question"] + "\n" + IMAGE_TAG
-            gpt = item["choices"][answer] + "，图中的菜是" + _food_name(item)
-        else:
-            human = with_image_tag(mc_question(item["question"], item["choices"], "zh"))
-            gpt = f"{LETTERS[answer]}. {item['choices'][answer]}"
-        records.append(
-            {
-                "id": f"foodieqa-{item.get('question_id', index)}",
-                "image": image,
-                "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": gpt}],
-            }
-        )
+    records = [
+        xtuner_record(folder, index, item, seed_lesson_format) for index, item in enumerate(read_sivqa(folder, log))
+    ]
     out_json.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=out_json.parent, suffix=".part", delete=False) as tmp:
         json.dump(records, tmp, ensure_ascii=False, indent=1)

@@ -46,4 +46,75 @@ det_decoder_input = (8, model.language_model.config.hidden_size)  # one hidden s
     "11b": """your_precision = 45 / 70
 your_f1 = 2 * your_precision * (45 / 50) / (your_precision + 45 / 50)
 """,
+    "03b": """def my_itc(num_queries, num_text):
+    is_query = torch.arange(num_queries + num_text) < num_queries
+    return is_query[:, None] == is_query[None, :]  # same tower: queries with queries, text with text
+
+
+def my_itm(num_queries, num_text):
+    size = num_queries + num_text
+    return torch.ones(size, size, dtype=torch.bool)  # everyone sees everyone
+
+
+def my_itg(num_queries, num_text):
+    size = num_queries + num_text
+    mask = torch.ones(size, size, dtype=torch.bool).tril()  # causal: a row sees the columns up to itself
+    mask[:, :num_queries] = True  # every position sees every query (the image summary) ...
+    mask[:num_queries, num_queries:] = False  # ... and the queries never see the text
+    return mask
+""",
+    "04b": """def my_pixel_shuffle(x):
+    n, h, w, c = x.shape
+    x = x.reshape(n, h // 2, 2, w // 2, 2, c)  # (n, block row, row in block, block column, column in block, c)
+    x = x.permute(0, 1, 3, 2, 4, 5)  # the two block axes first, then the position inside the block
+    return x.reshape(n, h // 2, w // 2, 4 * c)  # channels: top-left, top-right, bottom-left, bottom-right
+""",
+    "05b": """def my_grid(width, height, grids, image_size=448):
+    aspect = width / height
+    best, best_diff = (1, 1), float("inf")
+    for columns, rows in grids:  # fewest tiles first
+        diff = abs(aspect - columns / rows)
+        if diff < best_diff:
+            best, best_diff = (columns, rows), diff
+        elif diff == best_diff and width * height > 0.5 * image_size * image_size * columns * rows:
+            best = (columns, rows)  # a tie goes to the bigger grid only if the picture fills half of it
+    return best
+""",
+    "06c": """def my_left_pad(token_lists, pad_id):
+    longest = max(len(ids) for ids in token_lists)
+    input_ids = [[pad_id] * (longest - len(ids)) + list(ids) for ids in token_lists]
+    attention_mask = [[0] * (longest - len(ids)) + [1] * len(ids) for ids in token_lists]
+    return torch.tensor(input_ids), torch.tensor(attention_mask)
+""",
+    "07b": """def my_messages(question, png_bytes, max_dynamic_patch):
+    url = "data:image/png;base64," + base64.b64encode(png_bytes).decode("ascii")
+    image = {"type": "image_url", "image_url": {"url": url, "max_dynamic_patch": max_dynamic_patch}}
+    return [{"role": "user", "content": [image, {"type": "text", "text": question}]}]  # the picture first
+""",
+    "09b": """def my_xtuner_record(item, image):
+    answer = item["choices"][int(item["answer"])]  # "answer" is the option's number, as a string
+    return {
+        "image": image,
+        "conversations": [
+            {"from": "human", "value": item["question"] + "\\n<image>"},
+            {"from": "gpt", "value": answer + "，图中的菜是" + item["food_name"]},
+        ],
+    }
+""",
+    "11c": """def my_wilson(correct, n, z=1.96):
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def my_mcnemar(fixed, broken):
+    n = fixed + broken  # only the questions that changed count
+    tail = sum(math.comb(n, k) for k in range(min(fixed, broken) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+""",
+    "10c": """def my_lora_forward(x, weight, bias, lora_A, lora_B, alpha, r):
+    out = x @ weight.T + (alpha / r) * (x @ lora_A.T @ lora_B.T)  # W x + (alpha / r) B A x, never forming B A
+    return out if bias is None else out + bias
+""",
 }

@@ -7,6 +7,7 @@ import pytest
 from conftest import REPO_ROOT
 
 from course_lib.exercises import BEGIN, END, EXERCISES, STRICT_ENV, check, marked_exercises
+from course_lib.qformer_masks import itc_mask, itm_mask
 from course_lib.solutions import SOLUTIONS
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -34,7 +35,7 @@ def test_every_lesson_after_00_has_exercises_with_checks_and_solutions():
                 assert f"{answer} = ..." in student or f"def {answer}(" in student, (path.name, name, answer)
 
 
-def _context(lesson, tiny, engine=None, food=None):
+def _context(lesson, tiny, engine=None, food=None, release=None):
     model, _ = tiny
     from course_lib.serving.kv_cache import TurnCost
 
@@ -47,7 +48,46 @@ def _context(lesson, tiny, engine=None, food=None):
         "06b": dict(costs=costs),
         "09": dict(food or {}),
         "10": dict(records=56, batch_size=4, total_iters=42),
+        "04b": dict(model=model),
+        "06c": dict(model_path=engine.model_path if engine else None),
+        "09b": dict(release=release),
+        "10c": dict(model=model),
     }.get(lesson, {})
+
+
+def _no_permute(x):  # the right shape, without the permute: every token holds the wrong patches
+    n, h, w, c = x.shape
+    return x.reshape(n, h // 2, w // 2, 4 * c)
+
+
+def _no_tie_break(width, height, grids, image_size=448):  # the first closest grid, whatever the picture's size
+    return min(grids, key=lambda grid: abs(width / height - grid[0] / grid[1]))
+
+
+def _right_padded(token_lists, pad_id):  # pads after the prompt: the answer would follow the pads
+    import torch
+
+    longest = max(len(ids) for ids in token_lists)
+    ids = [list(x) + [pad_id] * (longest - len(x)) for x in token_lists]
+    return torch.tensor(ids), torch.tensor([[1] * len(x) + [0] * (longest - len(x)) for x in token_lists])
+
+
+def _wald(correct, n):  # the textbook interval, not Wilson's
+    p, half = correct / n, 1.96 * (correct / n * (1 - correct / n) / n) ** 0.5
+    return p - half, p + half
+
+
+def _one_sided(fixed, broken):
+    import math
+
+    n = fixed + broken
+    return sum(math.comb(n, k) for k in range(min(fixed, broken) + 1)) / 2**n
+
+
+def _causal_itg(q, t):  # causal over the whole sequence: the first queries cannot see the later ones
+    import torch
+
+    return torch.ones(q + t, q + t, dtype=torch.bool).tril()
 
 
 WRONG = {
@@ -68,6 +108,26 @@ WRONG = {
     "02c": dict(llava_stage2_trained={"connector"}, det_decoder_input=(8, 16)),
     "06b": dict(tokens_saved=630),
     "11b": dict(your_precision=0.9, your_f1=0.75),
+    "03b": dict(my_itc=itc_mask, my_itm=itm_mask, my_itg=_causal_itg),
+    "04b": dict(my_pixel_shuffle=_no_permute),
+    "05b": dict(my_grid=_no_tie_break),
+    "06c": dict(my_left_pad=_right_padded),
+    "07b": dict(
+        my_messages=lambda question, png, tiles: [
+            {"role": "user", "content": [{"type": "text", "text": question}, image_part(png, tiles)]}
+        ]
+    ),
+    "09b": dict(
+        my_xtuner_record=lambda item, image: {
+            "image": image,
+            "conversations": [
+                {"from": "human", "value": "<image>\n" + item["question"]},
+                {"from": "gpt", "value": item["choices"][int(item["answer"])]},
+            ],
+        }
+    ),
+    "11c": dict(my_wilson=_wald, my_mcnemar=_one_sided),
+    "10c": dict(my_lora_forward=lambda x, w, b, a, bb, alpha, r: x @ (w + bb @ a).T + (0 if b is None else b)),
 }
 
 
@@ -90,10 +150,24 @@ def food():
     )
 
 
+def image_part(png, tiles):
+    import base64
+
+    url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return {"type": "image_url", "image_url": {"url": url, "max_dynamic_patch": tiles}}
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    from course_lib.foodieqa import write_fake_release
+
+    return write_fake_release(tmp_path_factory.mktemp("foodieqa") / "FAKE-foodieqa")
+
+
 @pytest.mark.parametrize("lesson", sorted(WRONG))
-def test_a_wrong_answer_does_not_pass_and_says_why(lesson, tiny, engine, food, capsys, monkeypatch):
+def test_a_wrong_answer_does_not_pass_and_says_why(lesson, tiny, engine, food, release, capsys, monkeypatch):
     monkeypatch.delenv(STRICT_ENV, raising=False)
-    context = _context(lesson, tiny, engine, food)
+    context = _context(lesson, tiny, engine, food, release)
     assert check(lesson, **WRONG[lesson], **context).right is False
     said = capsys.readouterr().out
     assert said.startswith("Not yet: ") and "Traceback" not in said, said
@@ -103,10 +177,10 @@ def test_a_wrong_answer_does_not_pass_and_says_why(lesson, tiny, engine, food, c
 
 
 @pytest.mark.parametrize("lesson", sorted(WRONG))
-def test_an_empty_answer_gets_the_hint(lesson, tiny, engine, food, capsys, monkeypatch):
+def test_an_empty_answer_gets_the_hint(lesson, tiny, engine, food, release, capsys, monkeypatch):
     monkeypatch.delenv(STRICT_ENV, raising=False)
     empty = {name: ... for name in EXERCISES[lesson].answers}
-    assert check(lesson, **empty, **_context(lesson, tiny, engine, food)).right is False
+    assert check(lesson, **empty, **_context(lesson, tiny, engine, food, release)).right is False
     assert capsys.readouterr().out == (
         f"Fill in {', '.join(EXERCISES[lesson].answers)} (still `...`), then run the "
         f"cell again. Hint: {EXERCISES[lesson].hint}\n"
@@ -143,3 +217,56 @@ def test_a_right_answer_is_said_to_be_right(capsys, monkeypatch):
     verdict = check("05", banner_tiles=11)
     assert verdict and verdict.right
     assert capsys.readouterr().out.startswith("Right: grid 10x1 + thumbnail = 11 tiles")
+
+
+BUILD_IT_SAYS = {  # the wrong answer above gets the hint written for that mistake, not a generic one
+    "03b": "my_itg(3, 4) differs in the rows of q1, q2",
+    "04b": "token (0, 0) should hold patches [0, 1, 4, 5]",
+    "05b": "On a tie InternVL takes the later grid",
+    "06c": "that is right padding",
+    "07b": "the image goes first",
+    "09b": "the kit's own layout",
+    "10c": "yours is not scaled",
+    "11c": "the textbook p ± z·sqrt(p(1-p)/n)",
+}
+
+
+@pytest.mark.parametrize("lesson", sorted(BUILD_IT_SAYS))
+def test_a_build_it_mistake_gets_its_own_hint(lesson, tiny, engine, food, release, capsys, monkeypatch):
+    monkeypatch.delenv(STRICT_ENV, raising=False)
+    check(lesson, **WRONG[lesson], **_context(lesson, tiny, engine, food, release))
+    said = capsys.readouterr().out
+    assert BUILD_IT_SAYS[lesson] in said and "raised" not in said, said
+
+
+@pytest.mark.parametrize("lesson", sorted(BUILD_IT_SAYS))
+def test_a_build_it_solution_passes_its_check(lesson, tiny, engine, food, release, capsys, monkeypatch):
+    """The fast loop's proof (test_notebooks proves it again inside each lesson)."""
+    import base64
+    import math
+
+    import torch
+
+    monkeypatch.setenv(STRICT_ENV, "1")
+    namespace = {"torch": torch, "math": math, "base64": base64}
+    exec(SOLUTIONS[lesson], namespace)
+    answers = {name: namespace[name] for name in EXERCISES[lesson].answers}
+    assert check(lesson, **answers, **_context(lesson, tiny, engine, food, release))
+    assert capsys.readouterr().out.startswith("Right: ")
+
+
+def test_a_function_left_as_dots_is_asked_for_not_called(capsys, monkeypatch):
+    monkeypatch.delenv(STRICT_ENV, raising=False)
+
+    def my_grid(width, height, grids, image_size=448):
+        """The closest grid."""
+        ...  # the student's part, not written yet
+
+    assert check("05b", my_grid=my_grid).right is False
+    assert capsys.readouterr().out.startswith("Fill in my_grid (still `...`)")
+
+    def my_grid(width, height, grids, image_size=448):
+        return (1, 1)
+
+    assert check("05b", my_grid=my_grid).right is False
+    assert capsys.readouterr().out.startswith("Not yet: ")

@@ -81,7 +81,10 @@ def test_a_students_notebook_with_its_exercise_left_empty_shows_a_hint_not_a_tra
     ]
     assert shown == [
         "Fill in banner_tiles (still `...`), then run the cell again. Hint: a 10:1 picture within 12 tiles: "
-        "which grid, and is a thumbnail added?\n"
+        "which grid, and is a thumbnail added?\n",
+        "Fill in my_grid (still `...`), then run the cell again. Hint: aspect = width / height; keep the grid "
+        "(columns, rows) whose columns / rows is closest; on an exact tie, take the later grid only if "
+        "width * height > 0.5 * 448 * 448 * columns * rows\n",
     ]
 
 
