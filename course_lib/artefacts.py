@@ -1,6 +1,6 @@
 """What the lessons ask for, by what it is: the "before" model (InternVL2-2B in real mode, the course model in tiny
 mode), the "after" model (the before model fine-tuned on the new dishes), the food set; what of it is built
-already (status, read by describe() and the environment check); and the lines every lesson opens with (begin).
+already (status, read by describe() and the environment check); and the line every lesson opens with (begin).
 
 The built things are declared where they are built, each an Artefact (course_lib.builds: name, spec, source
 files, what it needs, how it is made): the tiny checkpoint (course_lib.tiny_internvl2.build), the food set
@@ -101,7 +101,8 @@ def _after(cache: Path) -> Found:
 
 
 def describe(setup: CourseSetup) -> str:
-    """Mode, device, model, data, the config file and the reasons, as every lesson prints them."""
+    """Mode, device, model, data, the config file and the reasons, as setup.explain() and the environment check
+    print them."""
     found = status(setup)
     lines = [
         f"Mode:   {setup.mode}",
@@ -116,12 +117,28 @@ def describe(setup: CourseSetup) -> str:
     return "\n".join(lines)
 
 
-def begin(lesson: str = "") -> CourseSetup:
-    """First call of every notebook: resolve the setup and print what the lesson will run on, and why."""
-    setup = resolve()
-    title = f"Lesson {lesson}: " if lesson else ""
-    print(f"{title}running in {setup.mode.upper()} mode on {setup.device}")
-    print(describe(setup))
+class LessonSetup(CourseSetup):
+    """The setup as begin() hands it to a lesson: a CourseSetup whose details are one call away."""
+
+    def explain(self) -> None:
+        """Print mode, device, model, data, the config file and why (describe)."""
+        print(describe(self))
+
+
+def header(setup: CourseSetup, lesson: str = "") -> str:
+    """The one line a lesson opens with: mode, device, model, and where the details are."""
+    model = "the course model (tiny InternVL2)" if setup.model_path is None else setup.model_path.name
+    title = f"Lesson {lesson} · " if lesson else ""
+    return f"{title}{setup.mode.upper()} mode on {setup.device} · model: {model} · details: setup.explain()"
+
+
+def begin(lesson: str = "") -> LessonSetup:
+    """First call of every notebook: resolve the setup and say in one line what the lesson runs on (the setup's
+    warnings and a missing CJK font get a line each); setup.explain() says why."""
+    setup = LessonSetup(**vars(resolve()))
+    print(header(setup, lesson))
+    for warning in setup.warnings:
+        print(f"! {warning}")
     if use_cjk_font() is None:
         print(
             "plots: no CJK font installed, so Chinese labels show as boxes (install fonts-noto-cjk; "

@@ -73,12 +73,8 @@ def check_gpu() -> Check:
     import torch
 
     if not torch.cuda.is_available():
-        return Check(
-            "GPU",
-            None,
-            f"none visible to torch {torch.__version__}: tiny mode on the CPU",
-            "real mode and LMDeploy need a CUDA GPU; on a GPU machine check `nvidia-smi`",
-        )
+        none = f"none seen by torch {torch.__version__}: tiny mode (real mode and LMDeploy need one)"
+        return Check("GPU", None, none)
     props = torch.cuda.get_device_properties(0)
     return Check("GPU", True, f"{torch.cuda.device_count()} x {props.name}, {props.total_memory / 2**30:.0f} GiB")
 
@@ -124,12 +120,8 @@ def check_serving() -> Check:
     if lmdeploy_importable():
         return Check("serving environment", True, f"lmdeploy {_version('lmdeploy')} in this kernel")
     if python is None:
-        return Check(
-            "serving environment",
-            None,
-            "not installed (LMDeploy lessons use the transformers backend instead)",
-            "on a GPU machine: `make serving-env`, then pick the kernel 'Course kit (serving env, LMDeploy)'",
-        )
+        stand_in = "not built: the transformers engine stands in for LMDeploy (GPU machines: `make serving-env`)"
+        return Check("serving environment", None, stand_in)
     explicit = serving_python_is_explicit()
     probe = subprocess.run(
         [str(python), "-c", "import importlib.metadata as m; print(m.version('lmdeploy'))"],

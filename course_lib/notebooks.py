@@ -1,19 +1,31 @@
 """Execute the course notebooks headlessly: what the tests and a teacher's dry run before class use."""
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional
+from typing import Iterable, List, Optional, Tuple
 
 import nbformat
+import zmq
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from traitlets.config import Config
 
 from .lessons import NOTEBOOK_DIR
+from .serving.lmdeploy_backend import LMDeployWarning
 
 COURSE_KERNEL = "course-kit"
+# The runner gives the kernel CurveZMQ keys where its kernelspec says it takes them (ipykernel 7 writes
+# "supported_encryption": ["curve"] there): over TCP without them, ipykernel warns on its stderr at every start
+# that the traffic is unencrypted (ipykernel/kernelapp.py init_sockets; jupyter_client's transport_encryption).
+KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto" if zmq.has("curve") else "disabled"}})
+KIT_DIR = Path(__file__).resolve().parent
+KIT_WARNINGS = {LMDeployWarning.__name__}  # the warning categories course_lib defines
+# How warnings.formatwarning starts a warning: "FILE:LINE: CATEGORY: message", then the line of source, indented.
+WARNING = re.compile(r"^(?P<file>\S[^\n]*?):(?P<line>\d+): (?P<category>\w*Warning): ", re.MULTILINE)
 
 
 @dataclass
@@ -84,6 +96,7 @@ def execute_notebook(
         timeout=timeout,
         kernel_name=kernel_name or kernel_for(notebook),
         resources={"metadata": {"path": str(path.parent)}},
+        config=KERNEL_CONFIG,
     )
     started = time.perf_counter()
     try:
@@ -125,3 +138,33 @@ def build_notebooks(
         print(f"{path.name}: {status} in {run.seconds:.1f} s", flush=True)
         runs.append(run)
     return runs
+
+
+def foreign_output(executed) -> List[Tuple[str, str]]:
+    """(cell id, text) of everything an executed notebook printed that is not the lesson's or the kit's own: any
+    text on stderr, and any Python warning in its outputs (stderr or stdout), unless the kit raised it: its
+    category is one of course_lib's (KIT_WARNINGS), or a `warnings.warn` call in course_lib raised it. A library's
+    warning that a stacklevel attributes to a kit line is foreign: the line shown is then the call into it."""
+    found = []
+    for cell in executed.cells:
+        streams = [output for output in cell.get("outputs", []) if output.output_type == "stream"]
+        for output in streams:  # tqdm.auto's bars are not among them: in a kernel they are widgets (display_data)
+            for piece in _pieces(output.text):
+                warning = WARNING.match(piece)
+                foreign = not _kits_own(warning, piece) if warning else output.name == "stderr"
+                if foreign:
+                    found.append((cell.get("id", "?"), piece.strip()))
+    return found
+
+
+def _pieces(text: str) -> List[str]:
+    """A stream's text cut before each warning: the text before the first one, then one piece per warning."""
+    cuts = [0] + [match.start() for match in WARNING.finditer(text)] + [len(text)]
+    return [text[start:end] for start, end in zip(cuts, cuts[1:]) if text[start:end].strip()]
+
+
+def _kits_own(warning: re.Match, piece: str) -> bool:
+    if warning["category"] in KIT_WARNINGS:
+        return True
+    in_kit = Path(warning["file"]).resolve().is_relative_to(KIT_DIR)
+    return in_kit and any(line.strip().startswith("warnings.warn(") for line in piece.splitlines()[1:])

@@ -142,3 +142,29 @@ def test_a_cache_folder_that_is_a_file_is_a_clear_error(tmp_path):
     (tmp_path / "cache").write_text("")
     with pytest.raises(CourseConfigError, match="is a file; point it at a folder"):
         cache_dir({"COURSE_CACHE_DIR": str(tmp_path / "cache")})
+
+
+def test_a_lesson_opens_with_one_line_and_explains_on_request(monkeypatch, capsys):
+    from course_lib import begin
+
+    monkeypatch.setenv("COURSE_MODE", "tiny")
+    setup = begin("10")
+    header, *rest = capsys.readouterr().out.splitlines()
+    assert header == (
+        f"Lesson 10 · TINY mode on {setup.device} · model: the course model (tiny InternVL2) · details: setup.explain()"
+    )
+    assert all(line.startswith("plots: no CJK font") for line in rest)  # the only other line, on a machine without
+    setup.explain()
+    explained = capsys.readouterr().out
+    assert "Mode:   tiny" in explained and "Why:\n  - tiny mode was asked for (COURSE_MODE=tiny)" in explained
+
+
+def test_the_setups_warnings_follow_the_header(monkeypatch, capsys, checkpoint):
+    from course_lib import begin
+
+    for name, value in {"COURSE_MODE": "real", "COURSE_DEVICE": "cpu", "COURSE_MODEL_PATH": str(checkpoint)}.items():
+        monkeypatch.setenv(name, value)
+    setup = begin("06")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Lesson 06 · REAL mode on cpu · model: InternVL2-2B · ")
+    assert lines[1] == f"! {setup.warnings[0]}" and "by request" in lines[1]

@@ -6,7 +6,7 @@ import pytest
 from conftest import REPO_ROOT
 
 from course_lib.lessons import LESSONS
-from course_lib.notebooks import execute_notebook
+from course_lib.notebooks import execute_notebook, foreign_output
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 
@@ -31,13 +31,33 @@ def test_committed_without_outputs(path):
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_executes_in_tiny_mode(path):
-    """With the exercises' solutions filled in and strict checks: every solution passes its check."""
+    """With the exercises' solutions filled in and strict checks: every solution passes its check; the lesson
+    opens with its one-line header and prints nothing that is not its own (assert_only_own_output)."""
     executed, run = execute_notebook(
         path, timeout=600, env={"COURSE_MODE": "tiny", "MPLBACKEND": "Agg"}, solutions=True
     )
     assert run.ok, f"{path.name} failed after {run.seconds:.0f} s:\n{run.error}"
+    assert_header(executed, path, "TINY mode on ")
+    assert_only_own_output(executed, path)
+
+
+def assert_header(executed, path, mode_and_device):
+    """begin()'s first line says the lesson, mode and device, and where the details are (setup.explain())."""
     first_output = "".join(out.get("text", "") for out in executed.cells[1].outputs)
-    assert "running in TINY mode" in first_output and "Why:" in first_output
+    header = first_output.splitlines()[0] if first_output else ""
+    assert header.startswith(f"Lesson {path.name[:2]} · {mode_and_device}"), first_output[:300]
+    assert "setup.explain()" in header, header
+
+
+def assert_only_own_output(executed, path):
+    """No stderr text and no warning in a lesson's outputs but the kit's own (course_lib.notebooks.foreign_output):
+    a warning counts as the kit's when its category is one of course_lib's (KIT_WARNINGS: LMDeployWarning) or a
+    `warnings.warn` in course_lib raised it. Everything else (a library's notice, log line or warning, also one a
+    stacklevel pins on a kit line) is foreign: silence it where the kit imports or calls that library (precisely
+    that message), or let the lesson say it in its own words."""
+    foreign = foreign_output(executed)
+    shown = "\n".join(f"  cell {cell}: {text[:500]}" for cell, text in foreign)
+    assert not foreign, f"{path.name} printed what is not the lesson's or the kit's own:\n{shown}"
 
 
 def test_execute_notebook_passes_env_to_the_kernel_only(tmp_path):
@@ -52,6 +72,61 @@ def test_execute_notebook_passes_env_to_the_kernel_only(tmp_path):
     assert run.ok, run.error
     assert executed.cells[0].outputs[0]["text"].strip() == "from-the-caller"
     assert "COURSE_PROBE" not in os.environ
+
+
+def test_foreign_output_flags_stderr_and_other_libraries_warnings_not_the_kits(tmp_path, capfd):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    cells = {
+        "notice": "import sys; sys.stderr.write('a library was compiled without GPU support\\n')",
+        "library-warning": "import warnings; warnings.warn('this argument is deprecated', FutureWarning)",
+        "kit-warning": "from course_lib.serving.lmdeploy_backend import LMDeployWarning\n"
+        "warnings.warn('LMDeploy: falls back to its PyTorch engine', LMDeployWarning)",
+        "own-print": "print('Lesson 99 · TINY mode on cpu')",
+        "progress-bar": "from tqdm.auto import tqdm\nfor _ in tqdm(range(3)): pass",
+    }
+    path = tmp_path / "probe.ipynb"
+    notebook = new_notebook(cells=[new_code_cell(source, id=name) for name, source in cells.items()])
+    nbformat.write(notebook, path)
+    executed, run = execute_notebook(path, timeout=120)
+    assert run.ok, run.error
+    found = foreign_output(executed)
+    assert [cell for cell, _ in found] == ["notice", "library-warning"], found
+    assert found[0][1] == "a library was compiled without GPU support"
+    assert "FutureWarning: this argument is deprecated" in found[1][1]
+    assert "without encryption" not in capfd.readouterr().err  # the kernel's own stderr: it has CurveZMQ keys
+
+
+def test_a_kit_warning_is_told_from_a_librarys_warning_on_a_kit_line():
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from course_lib.notebooks import KIT_DIR
+
+    raised = f"{KIT_DIR / 'evaluation' / 'plots.py'}:32: UserWarning: no CJK font\n  warnings.warn('no CJK')\n"
+    pinned = f"{KIT_DIR / 'models.py'}:45: FutureWarning: `torch_dtype` is deprecated\n  model = load(path)\n"
+    library = "/venv/site-packages/peft/tuners.py:9: UserWarning: merging is slow\n  warnings.warn(msg)\n"
+    cell = new_code_cell("...", id="c1")
+    cell.outputs = [
+        new_output("stream", name="stderr", text=raised + pinned),
+        new_output("stream", name="stdout", text="the lesson's own print\n" + library),
+    ]
+    found = foreign_output(new_notebook(cells=[cell]))
+    assert found == [("c1", pinned.strip()), ("c1", library.strip())]
+
+
+def test_every_warning_category_of_the_kit_counts_as_its_own():
+    import ast
+
+    from course_lib.notebooks import KIT_DIR, KIT_WARNINGS
+
+    defined = {
+        node.name
+        for path in KIT_DIR.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef) and any(ast.unparse(base).endswith("Warning") for base in node.bases)
+    }
+    assert defined == KIT_WARNINGS
 
 
 def test_executed_copies_never_overwrite_the_lessons(tmp_path):
@@ -125,5 +200,5 @@ def test_real_mode_branches_run_with_a_stand_in(path, fake_foodieqa):
     }
     executed, run = execute_notebook(path, timeout=600, env=env, solutions=True)
     assert run.ok, f"{path.name} failed in real mode after {run.seconds:.0f} s:\n{run.error}"
-    first_output = "".join(out.get("text", "") for out in executed.cells[1].outputs)
-    assert "running in REAL mode on cpu" in first_output, first_output[:300]
+    assert_header(executed, path, "REAL mode on cpu")
+    assert_only_own_output(executed, path)

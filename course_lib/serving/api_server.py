@@ -53,12 +53,9 @@ def api_server_status(has_cuda: Optional[bool] = None) -> Tuple[bool, str]:
         return False, str(error)
     has_cuda = cuda_available() if has_cuda is None else has_cuda
     if cli is None:
-        return False, (
-            "no `lmdeploy` command: the serving environment .venv-serving is not built (`make serving-env` "
-            "on a GPU machine) and LMDeploy is not installed here"
-        )
+        return False, "no `lmdeploy` command here (`make serving-env` on a GPU machine)"
     if not has_cuda:
-        return False, f"{cli} is there, but torch sees no CUDA GPU and LMDeploy 0.18 serves only on GPUs"
+        return False, f"{cli} is there, but torch sees no CUDA GPU (LMDeploy 0.18 serves only on GPUs)"
     return True, f"{cli} and a CUDA GPU are there"
 
 

@@ -7,7 +7,6 @@ The backends build on engine.py (Engine, GenerationSettings, Session, ...); this
 so engine.py never imports a backend. Also importable as `course_lib.serving.make_engine`.
 """
 
-import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -26,15 +25,11 @@ def lmdeploy_status(has_lmdeploy: Optional[bool] = None, has_cuda: Optional[bool
     """(can the LMDeploy pipeline run in this Python?, the reason in one sentence)."""
     has_lmdeploy = lmdeploy_importable() if has_lmdeploy is None else has_lmdeploy
     has_cuda = cuda_available() if has_cuda is None else has_cuda
-    if not has_lmdeploy:
-        return False, (
-            f"lmdeploy is not installed in this Python ({sys.prefix}): it lives in the serving "
-            "environment .venv-serving (`make serving-env`, GPU machines only), because LMDeploy 0.18 "
-            "needs transformers>=4.56 and XTuner pins 4.48"
-        )
+    if not has_lmdeploy:  # it cannot share .venv: LMDeploy 0.18 needs transformers>=4.56, XTuner pins 4.48
+        return False, "LMDeploy: not in this Python (it lives in .venv-serving: `make serving-env` on a GPU machine)"
     if not has_cuda:
-        return False, "lmdeploy is installed but torch sees no CUDA GPU, and LMDeploy 0.18 runs only on GPUs"
-    return True, "lmdeploy is installed and torch sees a CUDA GPU"
+        return False, "LMDeploy: installed, but torch sees no CUDA GPU (LMDeploy 0.18 runs only on GPUs)"
+    return True, "LMDeploy: installed, and torch sees a CUDA GPU"
 
 
 def choose_backend(
@@ -46,14 +41,14 @@ def choose_backend(
         raise ValueError(f"backend must be one of {BACKENDS}, got {requested!r}")
     ok, reason = lmdeploy_status(has_lmdeploy, has_cuda)
     if requested == "transformers":
-        return "transformers", ["the transformers backend was asked for", f"(LMDeploy: {reason})"]
+        return "transformers", ["the transformers backend was asked for", f"({reason})"]
     if requested == "lmdeploy":
         if not ok:
-            raise RuntimeError(f"the LMDeploy backend was asked for, but {reason}")
+            raise RuntimeError(f"the LMDeploy backend was asked for. {reason}")
         return "lmdeploy", ["the LMDeploy backend was asked for", reason]
     if ok:
         return "lmdeploy", [reason, "LMDeploy serves faster (continuous batching, paged KV cache)"]
-    return "transformers", [reason, "so the InternVL2 remote code answers through transformers (same prompts)"]
+    return "transformers", [reason, "so the transformers engine answers instead (the same prompts)"]
 
 
 def make_engine(

@@ -462,10 +462,7 @@ def renderer_status() -> Tuple[bool, str]:
     except ServingPythonError as error:
         return False, str(error)
     if python is None:
-        return False, (
-            f"lmdeploy is not importable in this Python ({sys.prefix}) and there is no serving environment "
-            "(.venv-serving, or COURSE_SERVING_PYTHON) to render LMDeploy's prompt: run `make serving-env`"
-        )
+        return False, "no serving environment here to run it in (`make serving-env`)"
     probe = subprocess.run([str(python), "-c", "import lmdeploy"], capture_output=True, text=True, timeout=300)
     if probe.returncode != 0:
         return False, f"{python} cannot import lmdeploy ({(probe.stderr.strip().splitlines() or ['?'])[-1]})"
