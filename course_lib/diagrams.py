@@ -170,7 +170,7 @@ TRAINING_STAGES = (
     Stage(
         "InternVL2",
         "1 pre-training",
-        "image-text pairs: MLP only, for a first alignment",
+        "image-text pairs: MLP only (InternVL 1.5 trained ViT + MLP)",
         ("frozen", "trained", "frozen"),
     ),
     Stage("InternVL2", "2 instruction tuning", "visual instructions: every module", ("trained", "trained", "trained")),
@@ -250,6 +250,8 @@ def plot_internvit(patch_size: int = 14, title: str = "InternViT: layers kept, a
     right.bar([f"{size} px" for size in sizes], patches, color=["#8C8C8C", "#4C72B0"])
     for index, count in enumerate(patches):
         right.text(index, count, f"{count}", ha="center", va="bottom", fontsize=9)
+    right.set_ylim(0, max(patches) * 1.18)  # room for the number above the tallest bar
+    right.spines[["top", "right"]].set_visible(False)
     right.set_ylabel(f"patches ({patch_size}x{patch_size} px)")
     fig.suptitle(title)
     fig.tight_layout()

@@ -186,11 +186,11 @@ class LicenceError(PermissionError):
 
 TRAINING_REFUSAL = (
     'FoodieQA\'s licence (CC BY-NC-ND 4.0) comes with the term "Evaluation only: not for training models". '
-    "The seed lesson fine-tuned InternVL2 on it anyway (and showed its 'after' examples on training images, "
-    "which says nothing about new photos). The kit trains on its own food set instead (course_lib.kit_food_set) "
-    "and keeps FoodieQA for evaluation. If you reproduce the seed lesson for private study, or have the "
-    "authors' permission, call again with acknowledge_licence=True; never share the trained weights or the "
-    "converted file."
+    "The seed lesson fine-tuned InternVL2 on it anyway (and its lecture does not say whether the 'after' "
+    "examples were held out from training). The kit trains on its own food set instead (course_lib.kit_food_set) "
+    "and keeps FoodieQA for evaluation, split by image if at all. If you reproduce the seed lesson for private "
+    "study, or have the authors' permission, call again with acknowledge_licence=True; never share the trained "
+    "weights or the converted file."
 )
 
 

@@ -1,7 +1,8 @@
 """Small matplotlib figures the notebooks show."""
 
 import math
-from typing import Dict, Sequence
+import textwrap
+from typing import Dict, Optional, Sequence
 
 import matplotlib.pyplot as plt
 
@@ -22,6 +23,17 @@ def show_tiles(tiles: Sequence, title: str = "", thumbnail: bool = False):
     return fig
 
 
+def readable_number(value: float) -> str:
+    """13312 -> '13,312', 6.31 -> '6.31', 0.0123 -> '0.0123': whole numbers with thousands separators from 1,000 up,
+    three significant digits below (never '1.33e+04')."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def wrap_label(label: str, width: int = 34) -> str:
+    """A long axis label on several lines, so it does not squash the plot beside it."""
+    return "\n".join(textwrap.wrap(label, width, break_on_hyphens=False)) or label
+
+
 def bar_chart(
     values: Dict[str, float],
     title: str,
@@ -29,21 +41,18 @@ def bar_chart(
     log: bool = False,
     colors=None,
     xlabel: str = "",
-    number_format: str = "{:,.3g}",
+    number_format: Optional[str] = None,
 ):
-    """Horizontal bars with their values written at the end; the axis leaves room for the labels."""
-    names = list(values)
-    numbers = [values[name] for name in names]
-    fig, ax = plt.subplots(figsize=(7.5, 0.7 + 0.5 * len(names)))
+    """Horizontal bars with their values written at the end; long labels wrap, so the bars keep their room.
+    number_format: a format string such as "{:,.2f}"; by default `readable_number`."""
+    names = [wrap_label(name) for name in values]
+    numbers = list(values.values())
+    lines = sum(name.count("\n") + 1 for name in names)
+    fig, ax = plt.subplots(figsize=(7.5, 0.7 + 0.5 * len(names) + 0.2 * (lines - len(names))))
     ax.barh(names, numbers, color=colors or "#4C72B0")
     for y, value in enumerate(numbers):
-        ax.text(
-            value * (1.08 if log else 1.0),
-            y,
-            f" {number_format.format(value)} {unit}".rstrip(),
-            va="center",
-            fontsize=9,
-        )
+        text = number_format.format(value) if number_format else readable_number(value)
+        ax.text(value * (1.08 if log else 1.0), y, f" {text} {unit}".rstrip(), va="center", fontsize=9)
     if log:
         ax.set_xscale("log")
         ax.set_xlim(min(v for v in numbers if v > 0) / 2, max(numbers) * 4)

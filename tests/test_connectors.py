@@ -246,3 +246,16 @@ def test_internvit_figure_follows_the_lecture():
     assert not [w for w in caught if "missing from" in str(w.message)]
     assert [t.get_text() for t in fig.axes[1].texts] == ["256", "1024"]
     plt.close(fig)
+
+
+def test_lesson_02_quotes_the_qformer_count_its_chart_shows():
+    """The recap's Q-Former figure is the chart's (108,312,064 -> '108 M'); the paper's 188 M only as the paper's."""
+    import json
+
+    from course_lib.config import REPO_ROOT
+
+    path = REPO_ROOT / "notebooks" / "02_architectures_and_connectors.ipynb"
+    recap = "".join(json.loads(path.read_text(encoding="utf-8"))["cells"][-1]["source"])
+    shown = round(C.connector_parameter_counts()[C.BLIP2] / 1e6)
+    assert f"Q-Former ({shown} M" in recap, f"{path.name}: the recap should quote the chart's {shown} M"
+    assert "188 M" not in recap.replace("paper's 188 M", ""), "188 M is the BLIP-2 paper's count, with its text tower"

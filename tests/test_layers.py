@@ -27,6 +27,7 @@ LAYERS = {
         "question_format",
         "sample_pictures",
         "solutions",
+        "source",
         "tables",
         "tiling",
     ],
