@@ -25,7 +25,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: course test lint format env system-deps tiny course-model check notebooks configs demo serving-env newest-env lock clean gpu-check
+.PHONY: course test lint format env system-deps tiny course-model sweep check notebooks configs demo serving-env newest-env lock clean gpu-check
 
 course: env tiny
 	$(BIN)/python -m course_lib check --short
@@ -69,6 +69,11 @@ tiny: env
 # compare with the shipped weights; PUBLISH=1 replaces them, FRESH=1 rebuilds everything in a new cache folder.
 course-model: env
 	$(BIN)/python -m course_lib course-model $(if $(PUBLISH),--publish) $(if $(FRESH),--fresh)
+
+# Lesson 11's sweep of the tiny fine-tune (replay, general replay, epochs, LoRA rank): about 35 CPU minutes; writes
+# assets/finetune_sweep.json, the table the kit ships (a test checks it is today's). Stopped, it resumes.
+sweep: env tiny
+	COURSE_MODE=tiny $(BIN)/python benchmarks/finetune_sweep.py
 
 # Re-render configs/*.py from course_lib/finetune/xtuner_config.py (a test keeps them in step).
 configs: env

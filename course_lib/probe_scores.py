@@ -113,6 +113,12 @@ _POPE_COLUMNS = [
 ]
 
 
+# How the absent dish was drawn (the records' "sampling"), as the tables say it. The records call drawing from the
+# picture's own group "adversarial"; POPE's adversarial setting draws the objects that co-occur most with those in
+# the picture, and a kit picture holds one dish, so the tables say what was done: the same group.
+SAMPLING_WORDS = {"random": "absent from the other group", "adversarial": "absent from the same group"}
+
+
 def pope_table(result, title: str = "") -> Table:
     """POPE's figures per picture group ("base", "new") and absent-dish sampling, and over all yes/no rows.
 
@@ -122,12 +128,12 @@ def pope_table(result, title: str = "") -> Table:
     table = Table({}, _POPE_COLUMNS, title or "POPE-style yes/no (is the named dish in the picture?)")
     for group in sorted({r["group"] for r in rows}, key=("new", "base").index):
         table[group] = pope([r for r in rows if r["group"] == group])
-        for sampling in ("random", "adversarial"):
+        for sampling, words in SAMPLING_WORDS.items():
             # each absent-dish question is paired with the present-dish question about the same picture
             images = {r["image"] for r in rows if r["group"] == group and r.get("sampling") == sampling}
             picked = [r for r in rows if r["group"] == group and r["image"] in images]
             if picked:
-                table[f"{group}, {sampling} absent"] = pope(picked)
+                table[f"{group}, {words}"] = pope(picked)
     table["all"] = pope(rows)
     return table
 

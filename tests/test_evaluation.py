@@ -16,7 +16,9 @@ from PIL import Image  # noqa: E402
 from course_lib.evaluation import (  # noqa: E402
     EvalResult,
     choice_dish,
+    common_answers,
     compare,
+    dish_grid_items,
     displayable,
     evaluate,
     find_letters,
@@ -27,9 +29,11 @@ from course_lib.evaluation import (  # noqa: E402
     parse_dish,
     plot_accuracy,
     plot_confusion,
+    plot_dish_grid,
     plot_examples,
     predict,
     score,
+    what_it_named,
     wilson_interval,
 )
 
@@ -391,6 +395,38 @@ def test_compare_and_fixed_and_broken():
         compare(before, score(RECORDS[:3], AFTER[:3], DISHES))
 
 
+def test_the_grid_shows_every_dish_by_rule_and_its_tallies_add_up_to_the_compare_table():
+    before, after = score(RECORDS, BEFORE, DISHES), score(RECORDS, AFTER, DISHES)
+    items = dish_grid_items(before, after, group="new", split="test", kind="mc", lang="zh")
+    assert [item["dish"] for item in items] == ["dumplings", "hotpot", "mooncake"]  # by English name
+    # hotpot has no Chinese question: its first question of any kind is shown
+    assert [item["shown"][0]["id"] for item in items] == ["q1", "q3", "q2"]
+    assert [(item["before"], item["after"], item["n"]) for item in items] == [(1, 1, 1), (0, 1, 1), (0, 1, 1)]
+    row = compare(before, after)["new/test/mc"]
+    n = sum(item["n"] for item in items)
+    assert sum(item["before"] for item in items) / n == row["before"]
+    assert sum(item["after"] for item in items) / n == row["after"]
+    assert [item["dish"] for item in dish_grid_items(before, after, group="base", split="test")] == [
+        "dumplings",
+        "mooncake",
+    ]
+
+
+def test_what_it_named_sorts_open_answers_into_right_same_group_other_group_and_none():
+    records = [_open(f"o{i}", "dumplings") for i in range(5)]
+    answers = ["图中的菜是饺子。", "This is mooncake.", "图中的菜是月饼。", "这是火锅", "我不认识这道菜。"]
+    line = what_it_named(score(records, answers, DISHES), group="base")
+    assert line == (
+        "5 open questions: 1 named the right dish, 2 another base dish (月饼 ×2), 1 a dish of another group "
+        "(火锅 ×1), 1 no dish (我不认识这道菜。 ×1)"
+    )
+    assert common_answers(score(records, answers, DISHES), most=1).startswith("5 questions; most frequent answers: ")
+    repeated = score(records, ["我不认识这道菜。"] * 3 + ["图中的菜是饺子。"] * 2, DISHES)
+    assert common_answers(repeated, most=2) == (
+        "5 questions; most frequent answers: '我不认识这道菜。' ×3 ✗, '图中的菜是饺子。' ×2 ✓"
+    )
+
+
 def test_displayable_text_without_a_cjk_font():
     assert displayable("图中的菜是饺子。", DISHES, cjk=False) == "… dumplings …"
     assert displayable("C. 月饼", DISHES, cjk=False) == "C. mooncake"
@@ -430,11 +466,15 @@ def test_plots_return_figures(tmp_path):
         lambda: plot_confusion(after, kind="mc", names="en"),
         lambda: plot_examples(before, after, tmp_path),
         lambda: plot_examples(before, before, tmp_path),
+        lambda: plot_dish_grid(before, after, tmp_path, kind="mc"),
+        lambda: plot_dish_grid(before, after, tmp_path, group="base", columns=2),
     ]
     for make in makers:
         plt.close(_figure_without_missing_glyphs(make))
     with pytest.raises(ValueError, match="no dish questions"):
         plot_confusion(after, group="foodieqa")
+    with pytest.raises(ValueError, match="nothing to show"):
+        plot_dish_grid(before, after, tmp_path, group="foodieqa")
     fig = plot_accuracy(before, after)
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert labels[0] == "new\ntest\nmc\nn=3" and len(fig.axes[0].patches) == 8

@@ -206,14 +206,15 @@ def test_pope_figures_tell_a_model_that_says_yes_to_everything(records, dishes):
     table = pope_table(fooled)
     assert set(table) == {
         "new",
-        "new, random absent",
-        "new, adversarial absent",
+        "new, absent from the other group",
+        "new, absent from the same group",
         "base",
-        "base, random absent",
-        "base, adversarial absent",
+        "base, absent from the other group",
+        "base, absent from the same group",
         "all",
     }
-    assert table["base, random absent"]["n"] == 12 * 2 * 2 * 2  # 2 pictures per dish, a yes and a no, zh and en
+    # 2 pictures per dish, a yes and a no, zh and en
+    assert table["base, absent from the other group"]["n"] == 12 * 2 * 2 * 2
     assert "yes" in table.text and "100.0%" in table.text
     summary = probe_summary(honest, fooled)
     assert summary["said yes, new dishes (50% is right)"] == {"before": 0.5, "after": 1.0}

@@ -7,14 +7,15 @@ One concept a module, in the order an evaluation runs:
 * ``results``: ``score`` (records + answers -> ``EvalResult``), its tables, confusion matrix and JSON;
 * ``running``: ask a checkpoint every question (through ``course_lib.asking``) and keep the result;
 * ``before_after``: two results on the same questions, compared pair by pair;
-* ``plots``: accuracy bars, the confusion heatmap, a gallery of fixed and broken questions.
+* ``plots``: accuracy bars, the confusion heatmap, a grid of every dish before and after, a gallery of fixed and
+  broken questions.
 
 Everything a lesson uses is importable from here (``from course_lib.evaluation import score, compare``).
 """
 
-from .before_after import compare, fixed_and_broken
+from .before_after import common_answers, compare, dish_grid_items, fixed_and_broken, what_it_named
 from .parsing import choice_dish, find_letters, is_cjk, normalise, parse_answer, parse_choice, parse_dish
-from .plots import displayable, plot_accuracy, plot_confusion, plot_examples
+from .plots import displayable, plot_accuracy, plot_confusion, plot_dish_grid, plot_examples
 from .results import FORMAT, GROUPING, REQUIRED_FIELDS, UNPARSED, Confusion, EvalResult, score
 from .running import DEFAULT_GENERATION, evaluate, evaluate_cached, evaluation_file, predict
 from .stats import Z95, accuracy_stats, mcnemar_p, wilson_interval
@@ -30,7 +31,9 @@ __all__ = [
     "EvalResult",
     "accuracy_stats",
     "choice_dish",
+    "common_answers",
     "compare",
+    "dish_grid_items",
     "displayable",
     "evaluate",
     "evaluate_cached",
@@ -45,8 +48,10 @@ __all__ = [
     "parse_dish",
     "plot_accuracy",
     "plot_confusion",
+    "plot_dish_grid",
     "plot_examples",
     "predict",
     "score",
+    "what_it_named",
     "wilson_interval",
 ]

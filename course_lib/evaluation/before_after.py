@@ -1,6 +1,7 @@
 """Before and after: the same questions scored for two checkpoints, compared pair by pair (McNemar's exact
 test on the fixed and broken counts, sharper than comparing two intervals), and the questions that changed."""
 
+from collections import Counter
 from typing import Dict, List, Sequence, Tuple
 
 from ..tables import Table
@@ -88,3 +89,67 @@ def fixed_and_broken(before: EvalResult, after: EvalResult) -> Dict[str, List[di
         item.update(before=b["answer"], after=a["answer"], before_parsed=b["parsed"], after_parsed=a["parsed"])
         result["fixed" if a["correct"] else "broken"].append(item)
     return result
+
+
+def dish_grid_items(
+    before: EvalResult, after: EvalResult, group: str = "new", split: str = "test", kind: str = "open", lang: str = "zh"
+) -> list:
+    """One shown question per dish of the group, chosen by rule (not by result): the dish's first question of the
+    split (by record id) of that kind in lang, or its first question of any kind if it has none; with the dish's
+    tally over every question of the split (all kinds and languages), before and after, so the tallies add up to
+    the group's rows of compare(). [{"dish", "shown": (before row, after row), "before", "after", "n"}]"""
+    pairs = _paired(before, after)
+    items = []
+    for dish in sorted(
+        {b["dish"] for b, _ in pairs if (b["group"], b["split"]) == (group, split)}, key=before.dish_name
+    ):
+        rows = sorted(
+            (pair for pair in pairs if (pair[0]["group"], pair[0]["split"], pair[0]["dish"]) == (group, split, dish)),
+            key=lambda pair: pair[0]["id"],
+        )
+        preferred = [pair for pair in rows if (pair[0]["kind"], pair[0]["lang"]) == (kind, lang)]
+        items.append(
+            {
+                "dish": dish,
+                "shown": (preferred or rows)[0],
+                "before": sum(b["correct"] for b, _ in rows),
+                "after": sum(a["correct"] for _, a in rows),
+                "n": len(rows),
+            }
+        )
+    return items
+
+
+def what_it_named(result: EvalResult, **filters) -> str:
+    """One line on what the answers to the matching open questions named: the right dish, another dish of the
+    same group, a dish of another group (by its Chinese name, whichever language it was named in), or no dish
+    (with the most frequent such answers quoted)."""
+    rows = [r for r in result.select(**filters) if r["kind"] == "open"]
+    group_of = {str(d["id"]): d.get("group") for d in result.dishes}
+    right, same, other, unnamed = [], Counter(), Counter(), Counter()
+    for row in rows:
+        named = row["predicted_dish"]
+        if named is None:
+            unnamed[row["answer"].strip() or "(empty)"] += 1
+        elif named == row["dish"]:
+            right.append(row)
+        else:
+            (same if group_of.get(named) == row["group"] else other)[result.dish_name(named, "zh")] += 1
+
+    def listed(counter: Counter, most: int = 3) -> str:
+        shown = ", ".join(f"{name} ×{count}" for name, count in counter.most_common(most))
+        return f" ({shown}{', …' if len(counter) > most else ''})" if counter else ""
+
+    return (
+        f"{len(rows)} open questions: {len(right)} named the right dish, {sum(same.values())} another "
+        f"{rows[0]['group'] if rows else ''} dish{listed(same)}, {sum(other.values())} a dish of another group"
+        f"{listed(other)}, {sum(unnamed.values())} no dish{listed(unnamed, 2)}"
+    )
+
+
+def common_answers(result: EvalResult, most: int = 3, **filters) -> str:
+    """The most frequent answers to the matching questions, with their counts and whether each was right."""
+    rows = result.select(**filters)
+    counts = Counter((r["answer"].strip() or "(empty)", r["correct"]) for r in rows)
+    shown = [f"{answer!r} ×{count} {'✓' if right else '✗'}" for (answer, right), count in counts.most_common(most)]
+    return f"{len(rows)} questions; most frequent answers: " + ", ".join(shown)

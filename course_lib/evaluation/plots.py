@@ -11,7 +11,7 @@ import numpy as np
 
 from ..fonts import cjk_font, font_family
 from ..tiling import open_rgb
-from .before_after import fixed_and_broken
+from .before_after import dish_grid_items, fixed_and_broken
 from .parsing import _CJK, _CJK_RANGES, is_cjk, normalise
 from .results import GROUPING, UNPARSED, EvalResult
 
@@ -233,5 +233,81 @@ def plot_examples(before: EvalResult, after: EvalResult, dataset_root, limit: in
                 fontsize=7,
                 color="gray",
             )
+        fig.tight_layout()
+    return fig
+
+
+SPLIT_WORDS = {"test": "held-out", "ood": "other-style (held-out)"}
+
+
+def plot_dish_grid(
+    before: EvalResult,
+    after: EvalResult,
+    dataset_root,
+    group: str = "new",
+    split: str = "test",
+    kind: str = "open",
+    lang: str = "zh",
+    columns: int = 3,
+):
+    """Every dish of the group, one held-out picture each (dish_grid_items' rule), the answers before and after
+    marked right or wrong, and beside each the dish's tally over all its questions; the title totals them, so the
+    figure agrees with the compare table. The reader sees the accuracy and its misses together."""
+    import matplotlib.pyplot as plt
+
+    items = dish_grid_items(before, after, group, split, kind, lang)
+    if not items:
+        raise ValueError(f"no questions about {group} dishes in the {split} split: nothing to show")
+    root = Path(dataset_root)
+    rows_needed = -(-len(items) // columns)
+    with _font_context():
+        cjk = _names_language("auto") == "zh"
+        fig, axes = plt.subplots(
+            2 * rows_needed,
+            columns,
+            figsize=(3.6 * columns, 4.6 * rows_needed),
+            squeeze=False,
+            gridspec_kw={"height_ratios": [2.2, 0.75] * rows_needed},
+        )
+        for ax in axes.flat:
+            ax.axis("off")
+        for index, item in enumerate(items):
+            image_ax = axes[2 * (index // columns)][index % columns]
+            text_ax = axes[2 * (index // columns) + 1][index % columns]
+            shown_before, shown_after = item["shown"]
+            try:
+                image_ax.imshow(open_rgb(root / shown_before["image"]))
+            except (OSError, ValueError) as error:
+                image_ax.text(0.5, 0.5, f"image not shown:\n{type(error).__name__}", ha="center", va="center")
+            names = f"{before.dish_name(item['dish'], 'zh')} ({before.dish_name(item['dish'], 'en')})"
+            image_ax.set_title(displayable(names, before.dishes, cjk), fontsize=10)
+            lines = [_wrap(displayable(shown_before["question"], before.dishes, cjk), 44)]
+            for label, row in (("before", shown_before), ("after", shown_after)):
+                mark = "✓" if row["correct"] else "✗"
+                lines.append(
+                    _wrap(f"{mark} {label}: {displayable(row['answer'], before.dishes, cjk) or '(empty)'}", 44)
+                )
+            text_ax.text(0, 1, "\n".join(lines), va="top", ha="left", fontsize=8.5, transform=text_ax.transAxes)
+            tally = f"all {item['n']} questions: before {item['before']}/{item['n']}, after {item['after']}/{item['n']}"
+            share = item["after"] / item["n"]
+            colour = "#2E7D32" if share >= 0.75 else ("#E65100" if share >= 0.5 else "#C62828")
+            text_ax.text(
+                0,
+                0.02,
+                tally,
+                va="bottom",
+                ha="left",
+                fontsize=8.5,
+                color=colour,
+                fontweight="bold",
+                transform=text_ax.transAxes,
+            )
+        n, right_before, right_after = (sum(item[key] for item in items) for key in ("n", "before", "after"))
+        fig.suptitle(
+            f"{group} dishes, {SPLIT_WORDS.get(split, split)} pictures: {n} questions, right before "
+            f"{right_before}/{n}, after {right_after}/{n}\n(shown: each dish's first picture, the {lang} "
+            f"{'open' if kind == 'open' else 'multiple-choice'} question; ✓ right, ✗ wrong)",
+            fontsize=11,
+        )
         fig.tight_layout()
     return fig

@@ -32,7 +32,7 @@ from course_lib.vqa_data import read_json_records, validate_xtuner_records
 
 from .data_check import check_tokens, normalise_images
 from .preflight import check_run, zero_stage_of
-from .xtuner_config import BATCH_SIZE, PROFILES, render
+from .xtuner_config import BATCH_SIZE, PROFILES, profile_settings, render
 
 PROGRESS = re.compile(r"Iter\(train\)\s*\[\s*(\d+)/(\d+)\].*?\blr: ([0-9.e+-]+).*?eta: (\S+).*?\bloss: ([0-9.naninf]+)")
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -207,12 +207,15 @@ def new_run(
     runs_root: Path,
     acknowledge_foodieqa_licence: bool = False,
     bf16: Optional[bool] = None,
+    settings: Optional[dict] = None,
 ) -> TrainRun:
     """Create runs_root/<name>-NNN with a copy of the config and the paths it trains on.
 
     bf16 (the GPU recipe): whether the GPU that trains computes in bfloat16; None asks this machine's GPU
     (course_lib.precision). It decides the run's precision once, recorded in run.json: the config's
     FrozenFloat16Hook on a GPU without it, and the DeepSpeed config's fp16 or bf16 (deepspeed_argument).
+    settings: the run's own max_epochs or lora_r in place of the profile's (xtuner_config.RUN_SETTINGS; lesson 11's
+    sweep), recorded in run.json.
 
     Every run the kit starts is made here, so this is where FoodieQA's licence (evaluation only) is enforced:
     a run on a FoodieQA release's pictures needs acknowledge_foodieqa_licence=True. It is also where the data
@@ -224,6 +227,7 @@ def new_run(
         raise ValueError(
             f"profile {profile!r} is not an XTuner config profile of the kit; use one of {sorted(PROFILES)}"
         )
+    profile_settings(profile, settings)  # refuses a setting a run may not change, before anything is made
 
     if not RUN_NAME.fullmatch(str(name)):
         raise ValueError(
@@ -239,7 +243,7 @@ def new_run(
             raise FileNotFoundError(f"{what} {required} does not exist")
     check_training_allowed(image_folder, acknowledge_foodieqa_licence)
     records = validate_xtuner_records(train_json, image_folder)  # every record and picture, before any folder
-    check_warmup(profile, train_json)
+    check_warmup(profile, train_json, settings)
     runs_root = Path(runs_root)
     runs_root.mkdir(parents=True, exist_ok=True)
     number = 1
@@ -262,7 +266,8 @@ def new_run(
         run.config.parent.mkdir()
         chosen = run_precision(profile, bf16)
         rendered = {**paths, "train_json": data.get("trained_on", paths["train_json"])}
-        run.config.write_text(render(profile, **rendered, bf16=chosen != "float16"), encoding="utf-8")
+        text = render(profile, **rendered, bf16=chosen != "float16", settings=settings)
+        run.config.write_text(text, encoding="utf-8")
         checked = check_tokens(run.config)
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -281,6 +286,7 @@ def new_run(
                 "precision": chosen,
                 "longest_sample_tokens": checked.longest,
                 "foodieqa_licence_acknowledged": bool(acknowledge_foodieqa_licence),
+                **({"settings": dict(settings)} if settings else {}),
             },
             indent=2,
             ensure_ascii=False,
@@ -303,14 +309,14 @@ def run_precision(profile: str, bf16: Optional[bool] = None) -> str:
 MIN_WARMUP_ITERS = 2
 
 
-def check_warmup(profile: str, train_json: Path) -> None:
+def check_warmup(profile: str, train_json: Path, settings: Optional[dict] = None) -> None:
     """Refuse (before anything is made) data too small for the config's warm-up to work.
 
     The warm-up lasts int(warmup_ratio * iterations) iterations. mmengine refuses 0 ("end should be larger
     than begin"), and its LinearLR never reaches the full learning rate: after k warm-up iterations the
     cosine decay starts from (k - 1) / k of it. With k = 1 that is 0: the run trains nothing at all.
     """
-    settings = PROFILES[profile]
+    settings = profile_settings(profile, settings)
     records = len(read_json_records(train_json))  # a list (or .jsonl), else a DataError that says what it is
     iterations = math.ceil(records / BATCH_SIZE) * settings["max_epochs"]
     share = settings["warmup_ratio"] * settings["max_epochs"]

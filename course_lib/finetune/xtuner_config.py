@@ -12,7 +12,7 @@ own absolute paths into every run folder.
 """
 
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 from course_lib.config import REPO_ROOT
 
@@ -39,6 +39,7 @@ PROFILES: Dict[str, Dict[str, object]] = {
         "custom_imports": "",
         "extra_hooks": "",
         "seed": 2024,
+        "lora_r": 128,
     },
     "tiny": {
         "title": "tiny InternVL2, LoRA on the kit's food VQA set, CPU",
@@ -78,8 +79,13 @@ PROFILES: Dict[str, Dict[str, object]] = {
             "dict(type=NoActivationCheckpointingHook)"
         ),
         "seed": 2024,
+        "lora_r": 128,
     },
 }
+
+# The settings a run may change from its profile (lesson 11's sweep, new_run(settings=...)): passes over the data
+# and LoRA's rank. LoRA's alpha follows the rank (alpha = 2 r), so alpha / r, the update's scale, stays 2.
+RUN_SETTINGS = ("max_epochs", "lora_r")
 
 BATCH_SIZE = 4  # per device, both profiles (the template's batch_size)
 
@@ -184,7 +190,7 @@ model = dict(
     freeze_llm=True,
     freeze_visual_encoder=True,
     llm_lora=dict(
-        type=LoraConfig, r=128, lora_alpha=256, lora_dropout=0.05, target_modules=None, task_type="CAUSAL_LM"
+        type=LoraConfig, r={r}, lora_alpha={alpha}, lora_dropout=0.05, target_modules=None, task_type="CAUSAL_LM"
     ),
 )
 
@@ -269,12 +275,26 @@ NO_BF16_IMPORT = "\nfrom course_lib.finetune.gpu_hooks import FrozenFloat16Hook\
 NO_BF16_HOOK = ", dict(type=FrozenFloat16Hook)"
 
 
-def render(profile: str, model_path=None, train_json=None, image_folder=None, bf16: bool = True) -> str:
-    """The config text; paths default to the profile's (the committed file), or are a run's own. bf16: whether
-    the GPU that trains computes in bfloat16 (precision.gpu_has_bf16); the committed file assumes it does."""
+def profile_settings(profile: str, settings: Optional[dict] = None) -> dict:
+    """The profile's values with a run's own settings (RUN_SETTINGS only) in place of the profile's."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
-    values = dict(PROFILES[profile])
+    settings = dict(settings or {})
+    unknown = sorted(set(settings) - set(RUN_SETTINGS))
+    if unknown:
+        raise ValueError(f"a run may change only {', '.join(RUN_SETTINGS)} of its profile, not {', '.join(unknown)}")
+    for key, value in settings.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key} must be a whole number of 1 or more, got {value!r}")
+    return {**PROFILES[profile], **settings}
+
+
+def render(profile: str, model_path=None, train_json=None, image_folder=None, bf16: bool = True, settings=None) -> str:
+    """The config text; paths default to the profile's (the committed file), or are a run's own. bf16: whether
+    the GPU that trains computes in bfloat16 (precision.gpu_has_bf16); the committed file assumes it does.
+    settings: a run's own max_epochs or lora_r (RUN_SETTINGS), in place of the profile's."""
+    values = profile_settings(profile, settings)
+    values["r"], values["alpha"] = values["lora_r"], 2 * values["lora_r"]
     if not bf16 and values["optim_wrapper"] == "AmpOptimWrapper":
         values["custom_imports"] += NO_BF16_IMPORT
         values["extra_hooks"] += NO_BF16_HOOK
