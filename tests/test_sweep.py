@@ -156,3 +156,16 @@ def test_the_readme_shows_the_shipped_table(shipped):
     assert sweep.markdown_table(shipped) in (REPO_ROOT / "README.md").read_text(encoding="utf-8"), (
         "README.md's sweep table differs from assets/finetune_sweep.json: paste what make sweep prints"
     )
+
+
+def test_a_settings_run_is_reused_only_for_the_same_model_data_and_settings(plan, tmp_path, tiny_path):
+    from dataclasses import replace
+
+    mine = replace(plan, cache=tmp_path)
+    setting = sweep.Setting(lora_r=8)
+    run = sweep.sweep_run(mine, setting)
+    assert run.info()["settings"] == {"lora_r": 8} and run.info()["train_json"].startswith(str(tmp_path))
+    assert sweep.sweep_run(mine, setting).work_dir == run.work_dir, "an unfinished run is resumed, not started anew"
+    other = sweep.sweep_run(replace(mine, base_model=tiny_path), setting)
+    assert other.work_dir != run.work_dir, "a run of another model must not stand for this one"
+    assert sweep.sweep_run(mine, setting).work_dir == run.work_dir

@@ -152,21 +152,19 @@ def training_file(plan: FinetunePlan, setting: Setting) -> Path:
 
 def sweep_run(plan: FinetunePlan, setting: Setting, runs: Optional[Path] = None) -> TrainRun:
     """The setting's run: the lesson's own for DEFAULT (made by lesson 10, or now); else the newest run named
-    sweep-<setting> (finished or interrupted: train() resumes it), or a new one."""
+    sweep-<setting> of this model, data and settings (finished, or interrupted: train() resumes it), or a new one."""
     runs = Path(runs or runs_root(plan.cache))
     if is_lessons_run(setting):
         return finished_run_for(plan, runs=runs) or start_finetune(plan, runs=runs)
-    name = f"sweep-{setting.name}"
-    existing = [
-        TrainRun(path) for path in sorted(runs.glob(f"{name}-[0-9][0-9][0-9]")) if (path / "run.json").is_file()
-    ]
-    if existing:
-        return existing[-1]
+    name, data = f"sweep-{setting.name}", training_file(plan, setting)
     settings = {"max_epochs": setting.epochs, "lora_r": setting.lora_r}
     settings = {k: v for k, v in settings.items() if v != PROFILES[plan.profile][k]}
-    return new_run(
-        name, plan.profile, plan.base_model, training_file(plan, setting), plan.image_folder, runs, settings=settings
-    )
+    wanted = {"model_path": str(Path(plan.base_model).resolve()), "train_json": str(data.resolve())}
+    for path in sorted(runs.glob(f"{name}-[0-9][0-9][0-9]"), reverse=True):
+        info = TrainRun(path).info() if (path / "run.json").is_file() else {}
+        if all(info.get(k) == v for k, v in wanted.items()) and info.get("settings", {}) == settings:
+            return TrainRun(path)
+    return new_run(name, plan.profile, plan.base_model, data, plan.image_folder, runs, settings=settings)
 
 
 def measure(plan: FinetunePlan, setting: Setting, device: str = "cpu", progress: bool = True, log=print) -> dict:
