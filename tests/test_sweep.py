@@ -116,10 +116,7 @@ def test_the_shipped_table_is_todays(shipped, plan):
 
 def test_the_sweep_shows_what_lesson_11_says_it_shows(shipped):
     """Lesson 11's three sentences about the sweep (cell 11-09l; its recap and TEACHING.md say the same)."""
-    rows = {
-        sweep.Setting(**{k: r[k] for k in ("replay_share", "general_share", "epochs", "lora_r")}): r
-        for r in shipped["rows"]
-    }
+    rows = {sweep.Setting.of(r): r for r in shipped["rows"]}
     before, lesson = shipped["before"], rows[sweep.DEFAULT]
     # Without replay the base dishes are forgotten almost entirely; replay keeps them, and not the probes.
     assert rows[sweep.Setting(replay_share=0.0)]["base_dishes"] < 0.1

@@ -216,6 +216,11 @@ def ensure_finetuned(plan: FinetunePlan, name: str = "food-lora", log=print) -> 
         log("No finished fine-tune for this plan yet: training one now (the fine-tuning lesson does the same)")
         run = start_finetune(plan, name)
         train(run)
+    return converted(run, plan, log=log)
+
+
+def converted(run: TrainRun, plan: FinetunePlan, log=print) -> Path:
+    """The run's converted checkpoint in the cache, converting its final checkpoint the first time."""
     out = converted_dir(run, plan.cache)
     if not (out / "conversion.json").is_file():
         convert_checkpoint(run, out, log=log)

@@ -28,18 +28,17 @@ from ..kit_food_set.records import replay, shuffled
 from ..kit_food_set.spec import SPEC
 from ..tables import Table
 from ..tables import percent as _percent
-from .convert import convert_checkpoint
 from .plan import (
     PROBES,
     FinetunePlan,
-    converted_dir,
+    converted,
     evaluate_checkpoint,
     finished_run_for,
     runs_root,
     start_finetune,
 )
 from .runner import TrainRun, new_run, train
-from .xtuner_config import PROFILES
+from .xtuner_config import PROFILES, profile_settings
 
 SHIPPED = REPO_ROOT / "assets" / "finetune_sweep.json"
 FORMAT = "course_lib.finetune.sweep/1"
@@ -62,10 +61,19 @@ class Setting:
                 f"replay_share + general_share = {self.replay_share + self.general_share:.2f}: leave at least 10% "
                 "of the mix to the new dishes"
             )
-        for knob in ("epochs", "lora_r"):
-            value = getattr(self, knob)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{knob} must be a whole number of 1 or more, got {value!r}")
+        profile_settings("tiny", self.run_settings())  # epochs and rank: whole numbers of 1 or more
+
+    def run_settings(self) -> dict:
+        """The XTuner config settings of this setting (new_run(settings=...), xtuner_config.RUN_SETTINGS)."""
+        return {"max_epochs": self.epochs, "lora_r": self.lora_r}
+
+    @classmethod
+    def of(cls, row: dict) -> "Setting":
+        """The setting a sweep row was measured at."""
+        return cls(**{knob: row[knob] for knob in asdict(DEFAULT)})
+
+    def _turned(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v != getattr(DEFAULT, k)}
 
     @property
     def name(self) -> str:
@@ -83,12 +91,11 @@ class Setting:
             "epochs": lambda v: f"{v} epoch{'s' if v > 1 else ''}",
             "lora_r": lambda v: f"r={v}",
         }
-        parts = [words[k](v) for k, v in asdict(self).items() if v != getattr(DEFAULT, k)]
-        return ", ".join(parts) or "the lesson's run"
+        return ", ".join(words[k](v) for k, v in self._turned().items()) or "the lesson's run"
 
     def knob(self) -> str:
-        """The knob this setting turns (for a plot's colours): one name, "several", or "none"."""
-        turned = [k for k, v in asdict(self).items() if v != getattr(DEFAULT, k)]
+        """The knob this setting turns (for a plot's markers): one name, "several", or "none"."""
+        turned = list(self._turned())
         return turned[0] if len(turned) == 1 else ("none" if not turned else "several")
 
 
@@ -157,8 +164,7 @@ def sweep_run(plan: FinetunePlan, setting: Setting, runs: Optional[Path] = None)
     if is_lessons_run(setting):
         return finished_run_for(plan, runs=runs) or start_finetune(plan, runs=runs)
     name, data = f"sweep-{setting.name}", training_file(plan, setting)
-    settings = {"max_epochs": setting.epochs, "lora_r": setting.lora_r}
-    settings = {k: v for k, v in settings.items() if v != PROFILES[plan.profile][k]}
+    settings = {k: v for k, v in setting.run_settings().items() if v != PROFILES[plan.profile][k]}
     wanted = {"model_path": str(Path(plan.base_model).resolve()), "train_json": str(data.resolve())}
     for path in sorted(runs.glob(f"{name}-[0-9][0-9][0-9]"), reverse=True):
         info = TrainRun(path).info() if (path / "run.json").is_file() else {}
@@ -173,10 +179,7 @@ def measure(plan: FinetunePlan, setting: Setting, device: str = "cpu", progress:
         raise ValueError("the sweep trains the tiny model on the CPU recipe: run it in tiny mode (COURSE_MODE=tiny)")
     run = sweep_run(plan, setting)
     train(run, progress=progress)
-    out = converted_dir(run, plan.cache)
-    if not (out / "conversion.json").is_file():
-        convert_checkpoint(run, out, log=log)
-    results = evaluate_checkpoint(out, plan, device, progress=progress)
+    results = evaluate_checkpoint(converted(run, plan, log=log), plan, device, progress=progress)
     return row(setting, results, run)
 
 
@@ -284,7 +287,7 @@ def plot_sweep(data: dict, yours: Optional[List[dict]] = None):
         ax.axvline(100 * data["before"][key], color="0.5", linestyle="--", linewidth=1)
         ax.text(100 * data["before"][key], 101, " before", color="0.4", fontsize=8, va="bottom")
         for index, r in enumerate(rows):
-            knob = Setting(**{k: r[k] for k in asdict(DEFAULT)}).knob()
+            knob = Setting.of(r).knob()
             ax.scatter(
                 100 * r[key],
                 100 * r["new_dishes"],
