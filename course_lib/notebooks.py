@@ -4,11 +4,15 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from queue import Empty
 from typing import Iterable, List, Optional, Tuple
 
 import nbformat
 import zmq
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
@@ -21,11 +25,63 @@ COURSE_KERNEL = "course-kit"
 # The runner gives the kernel CurveZMQ keys where its kernelspec says it takes them (ipykernel 7 writes
 # "supported_encryption": ["curve"] there): over TCP without them, ipykernel warns on its stderr at every start
 # that the traffic is unencrypted (ipykernel/kernelapp.py init_sockets; jupyter_client's transport_encryption).
-KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto" if zmq.has("curve") else "disabled"}})
+KERNEL_CONFIG = Config(
+    {
+        "KernelManager": {"transport_encryption": "auto" if zmq.has("curve") else "disabled"},
+        "AsyncKernelManager": {"client_class": "course_lib.notebooks.SlicedPollClient"},
+    }
+)
+# Why lesson 03 once waited 600 s after its widget cell (issue 27): nbclient plays JupyterLab's part for an Output
+# widget by sending comm messages to the kernel on the shell socket, from the coroutine that reads IOPub, while
+# another coroutine polls that same socket for the cell's reply (nbclient#312). When the two meet, the socket's
+# edge-triggered wake-up can be lost: the reply then sits unread until the poll's own timeout, the cell timeout,
+# and is taken as if nothing happened. The runner (1) does not play the Output widget's part (the widget's figure
+# stays the cell's own output, which is what a static copy can show anyway), (2) reads the channels in one-second
+# polls, so a lost wake-up costs at most a second, and (3) fails a cell whose reply still reaches it late.
+POLL_SLICE_S = 1.0
+LATE_REPLY_S = 60.0
 KIT_DIR = Path(__file__).resolve().parent
 KIT_WARNINGS = {LMDeployWarning.__name__}  # the warning categories course_lib defines
 # How warnings.formatwarning starts a warning: "FILE:LINE: CATEGORY: message", then the line of source, indented.
 WARNING = re.compile(r"^(?P<file>\S[^\n]*?):(?P<line>\d+): (?P<category>\w*Warning): ", re.MULTILINE)
+
+
+class SlicedPollChannel(AsyncZMQSocketChannel):
+    """A kernel channel that waits for a message in one-second polls rather than one long one."""
+
+    async def get_msg(self, timeout: Optional[float] = None) -> dict:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            wait = POLL_SLICE_S if left is None else max(0.0, min(POLL_SLICE_S, left))
+            if await self.socket.poll(int(wait * 1000)):
+                return await self._recv()
+            if left is not None and left <= POLL_SLICE_S:
+                raise Empty
+
+
+class SlicedPollClient(AsyncKernelClient):
+    """The kernel client the runner uses: its shell and IOPub channels are SlicedPollChannels."""
+
+    shell_channel_class = SlicedPollChannel
+    iopub_channel_class = SlicedPollChannel
+
+
+class StalledCell(RuntimeError):
+    """A cell's reply reached the runner long after the kernel sent it."""
+
+
+def refuse_late_reply(cell, cell_index: int, execute_reply: dict, limit_s: float = LATE_REPLY_S) -> None:
+    """nbclient's on_cell_executed hook: raise StalledCell, naming the cell, when its reply is late."""
+    sent = execute_reply["header"]["date"]
+    late = (datetime.now(timezone.utc) - sent.astimezone(timezone.utc)).total_seconds()
+    if late > limit_s:
+        first_line = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
+        raise StalledCell(
+            f"cell {cell_index} (id {cell.get('id', '?')}, `{first_line}`): the kernel finished it, but its reply "
+            f"reached the runner {late:.0f} s later. The runner's message loop stalled; run it again, and if it "
+            "happens again report it with this message (course_lib/notebooks.py explains the known cause)."
+        )
 
 
 @dataclass
@@ -97,12 +153,15 @@ def execute_notebook(
         kernel_name=kernel_name or kernel_for(notebook),
         resources={"metadata": {"path": str(path.parent)}},
         config=KERNEL_CONFIG,
+        on_cell_executed=refuse_late_reply,
     )
+    # No stand-in for JupyterLab's Output widget (see KERNEL_CONFIG): a handler that keeps no object.
+    client.comm_open_handlers["jupyter.widget"] = lambda msg: None
     started = time.perf_counter()
     try:
         client.execute(env={**os.environ, **(env or {})})  # the kernel's environment; ours is left alone
         error = None
-    except CellExecutionError as failure:  # its message holds the failing cell's source and traceback
+    except (CellExecutionError, StalledCell) as failure:  # the message names the cell (and its traceback)
         error = str(failure)
     return notebook, NotebookRun(path, time.perf_counter() - started, error)
 

@@ -74,6 +74,81 @@ def test_execute_notebook_passes_env_to_the_kernel_only(tmp_path):
     assert "COURSE_PROBE" not in os.environ
 
 
+def test_a_widget_cell_does_not_stall_the_next_one_and_keeps_its_figure(tmp_path):
+    """Lesson 03's stall (issue 27): the runner no longer answers for the Output widget on the shell socket, so the
+    widget's figure is the cell's own output, and every next cell starts within seconds of the widget cell's reply."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    widget_cell = (
+        "import ipywidgets as widgets\nimport matplotlib.pyplot as plt\n\n"
+        "def draw(n=3):\n    plt.plot(range(n))\n    plt.show()\n\n"
+        "widgets.interactive(draw, n=widgets.IntSlider(value=3, min=1, max=9))"
+    )
+    path = tmp_path / "widget.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell(widget_cell), new_code_cell("print('next')")] * 3), path)
+    executed, run = execute_notebook(path, timeout=120, kernel_name="python3")
+    assert run.ok, run.error
+    for widget, following in zip(executed.cells[0::2], executed.cells[1::2]):
+        kinds = [list(output.get("data", {})) for output in widget.outputs]
+        assert any("image/png" in kind for kind in kinds), kinds
+        replied = widget.metadata.execution["shell.execute_reply"]
+        started = following.metadata.execution["iopub.execute_input"]
+        assert (_when(started) - _when(replied)).total_seconds() < 10
+
+
+def _when(stamp: str):
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def test_a_reply_that_reaches_the_runner_late_fails_naming_the_cell():
+    from datetime import datetime, timedelta, timezone
+
+    from nbformat.v4 import new_code_cell
+
+    from course_lib.notebooks import StalledCell, refuse_late_reply
+
+    cell = new_code_cell("widgets.interactive(draw)")
+    now = datetime.now(timezone.utc)
+    refuse_late_reply(cell, 5, {"header": {"date": now - timedelta(seconds=2)}})
+    with pytest.raises(StalledCell, match=r"cell 5 .*widgets.interactive\(draw\).* 600 s later"):
+        refuse_late_reply(cell, 5, {"header": {"date": now - timedelta(seconds=600)}})
+
+
+def test_the_runners_channel_waits_in_short_polls_and_still_honours_its_timeout():
+    import asyncio
+    import time
+    from queue import Empty
+
+    import zmq
+    import zmq.asyncio
+    from jupyter_client.session import Session
+
+    from course_lib.notebooks import POLL_SLICE_S, SlicedPollChannel
+
+    async def exchange():
+        context = zmq.asyncio.Context()
+        reader, writer = context.socket(zmq.PAIR), context.socket(zmq.PAIR)
+        reader.bind("inproc://channel")
+        writer.connect("inproc://channel")
+        session = Session()
+        channel = SlicedPollChannel(reader, session)
+        started = time.monotonic()
+        with pytest.raises(Empty):
+            await channel.get_msg(timeout=2.5 * POLL_SLICE_S)
+        waited = time.monotonic() - started
+        asyncio.get_running_loop().call_later(1.5 * POLL_SLICE_S, session.send, writer, "probe", {"n": 1})
+        message = await channel.get_msg(timeout=30)
+        reader.close(), writer.close(), context.term()
+        return waited, message
+
+    waited, message = asyncio.run(exchange())
+    assert 2.4 * POLL_SLICE_S < waited < 4 * POLL_SLICE_S
+    assert message["msg_type"] == "probe" and message["content"] == {"n": 1}
+
+
 def test_foreign_output_flags_stderr_and_other_libraries_warnings_not_the_kits(tmp_path, capfd):
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook
