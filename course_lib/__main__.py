@@ -1,4 +1,4 @@
-"""Command line: python -m course_lib {mode,check,build-tiny,course-model,notebooks}."""
+"""Command line: python -m course_lib {mode,check,build-tiny,course-model,notebooks,translations}."""
 
 import argparse
 import sys
@@ -30,6 +30,11 @@ def main(argv=None) -> int:
         action="store_true",
         help="leave the exercises empty (by default their solutions are filled in and checked)",
     )
+    translations = commands.add_parser(
+        "translations",
+        help="update the Chinese catalogues (translations/zh_CN) from the English lessons and write notebooks/zh",
+    )
+    translations.add_argument("--check", action="store_true", help="then list what is not translated yet")
     args = parser.parse_args(argv)
 
     from .config import CourseConfigError
@@ -74,6 +79,18 @@ def main(argv=None) -> int:
                 print(f"\n{run.path.name} failed:\n{run.error}", file=sys.stderr)
             print(f"{len(runs) - len(failed)} of {len(runs)} notebooks ran; executed copies and HTML in {args.out}")
             return 1 if failed else 0
+        elif args.command == "translations":
+            from .lessons import LESSONS
+            from .translation import problems, write_chinese_edition
+
+            for path in write_chinese_edition():
+                print("wrote", path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path)
+            if args.check:
+                left = [problem for lesson in LESSONS for problem in problems(lesson.path)]
+                for problem in left:
+                    print(problem)
+                print(f"{len(left)} cells still to translate or revise" if left else "every cell is translated")
+                return 1 if left else 0
     except CourseConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,240 @@
+"""The Chinese edition, made from the English lessons so the two cannot drift.
+
+The English notebooks are the only source. Each lesson has a gettext catalogue, translations/zh_CN/<lesson>.po,
+one entry per markdown cell: its context (msgctxt) is the cell's id, its msgid the cell's whole English text, its
+msgstr the Chinese. `python -m course_lib translations` (make translations) brings the catalogues up to date with
+the English (a new cell gets an empty entry; a changed cell's entry is marked fuzzy, keeping its old English as
+`#| msgid` so a translator sees what changed; a removed cell's entry becomes obsolete) and writes the Chinese
+notebooks, notebooks/zh/<lesson>.ipynb: the English notebook with each markdown cell's text replaced by its
+translation and every code cell copied byte for byte. Poedit, Weblate or any gettext tool edits the catalogues.
+
+`problems()` lists what stands between a catalogue and a finished edition (untranslated, fuzzy, changed English,
+orphaned entries); the tests fail on any, and on a committed Chinese notebook that differs from `chinese_notebook`.
+"""
+
+import copy
+import io
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import nbformat
+from babel.messages.catalog import Catalog, Message
+from babel.messages.pofile import read_po, write_po
+
+from .config import REPO_ROOT
+from .lessons import LESSONS, NOTEBOOK_DIR
+
+CATALOGUE_DIR = REPO_ROOT / "translations" / "zh_CN"
+ZH_NOTEBOOK_DIR = NOTEBOOK_DIR / "zh"
+GLOSSARY = CATALOGUE_DIR / "GLOSSARY.md"  # copied next to the Chinese lessons, which link to it
+# Added below the first cell of every Chinese lesson (generated, so not in the catalogues).
+ZH_NOTE = (
+    "\n\n> 中文版：由英文课程和翻译目录 `translations/zh_CN/{catalogue}` 生成，代码与英文版逐字相同。"
+    "术语见[术语表](GLOSSARY.md)。"
+)
+
+
+# What a translation keeps exactly as the English has it: code spans, fenced code, math, link targets.
+KEPT = re.compile(r"```.*?```|`[^`\n]+`|\$\$.*?\$\$|\$[^$\n]+\$|\]\([^)\s]+\)", re.DOTALL)
+
+
+def kept_pieces(text: str) -> List[str]:
+    """The pieces of a markdown cell a translation must copy unchanged, sorted (their order may change)."""
+    return sorted(KEPT.findall(text))
+
+
+@dataclass(frozen=True)
+class Problem:
+    catalogue: Path
+    cell_id: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.catalogue.relative_to(REPO_ROOT)}, cell {self.cell_id}: {self.what}"
+
+
+def catalogue_path(notebook: Path, catalogue_dir: Path = CATALOGUE_DIR) -> Path:
+    return Path(catalogue_dir) / (Path(notebook).stem + ".po")
+
+
+def markdown_cells(notebook) -> Dict[str, str]:
+    """cell id -> English text of every markdown cell, in order."""
+    cells = {}
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "markdown":
+            continue
+        if not cell.get("id"):
+            raise ValueError(f"markdown cell {index} has no id; save the notebook with nbformat 4.5 or later")
+        cells[cell.id] = cell.source
+    return cells
+
+
+def read_catalogue(path: Path) -> Catalog:
+    with open(path, "rb") as handle:
+        return read_po(handle, locale="zh_CN", abort_invalid=True)
+
+
+def _entries(catalog: Catalog) -> Dict[str, Message]:
+    """cell id (msgctxt) -> entry, for the live entries (obsolete ones are in catalog.obsolete)."""
+    return {message.context: message for message in catalog if message.id and message.context}
+
+
+def update_catalogue(notebook_path: Path, catalogue_dir: Path = CATALOGUE_DIR) -> Path:
+    """Bring a lesson's catalogue up to date with its English notebook (creating it the first time). Keeps every
+    translation: a changed cell keeps its Chinese, marked fuzzy, with its old English as the previous msgid."""
+    notebook = nbformat.read(notebook_path, as_version=4)
+    path = catalogue_path(notebook_path, catalogue_dir)
+    old = read_catalogue(path) if path.exists() else None
+    catalog = Catalog(
+        locale="zh_CN",
+        project="multimodal-LLM course kit",
+        version=Path(notebook_path).stem,
+        copyright_holder="the course kit's authors",
+        creation_date=old.creation_date if old else datetime.now(timezone.utc),
+        revision_date=old.revision_date if old else datetime.now(timezone.utc),
+        fuzzy=False,
+    )
+    previous = _entries(old) if old else {}
+    cells = markdown_cells(notebook)
+    for cell_id, english in cells.items():
+        before = previous.get(cell_id)
+        if before is None:
+            catalog.add(english, "", context=cell_id)
+        elif before.id == english:
+            catalog.add(
+                english,
+                before.string,
+                context=cell_id,
+                flags=before.flags,
+                previous_id=before.previous_id if before.fuzzy else (),
+            )
+        else:  # the English changed: keep the Chinese for the translator, marked fuzzy
+            catalog.add(
+                english,
+                before.string,
+                context=cell_id,
+                flags={"fuzzy"} if before.string else (),
+                previous_id=before.id if before.string else (),
+            )
+    for cell_id, gone in previous.items():
+        if cell_id not in cells and gone.string:
+            catalog.obsolete[(gone.id, cell_id)] = gone
+    _write_if_changed(path, catalog)
+    return path
+
+
+def _write_if_changed(path: Path, catalog: Catalog) -> None:
+    buffer = io.BytesIO()
+    write_po(buffer, catalog, width=100, include_previous=True, sort_output=False)
+    data = buffer.getvalue()
+    if not path.exists() or path.read_bytes() != data:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def problems(notebook_path: Path, catalogue_dir: Path = CATALOGUE_DIR) -> List[Problem]:
+    """What keeps a lesson's Chinese edition from being finished, one Problem per cell."""
+    path = catalogue_path(notebook_path, catalogue_dir)
+    cells = markdown_cells(nbformat.read(notebook_path, as_version=4))
+    if not path.exists():
+        return [Problem(path, "*", "no catalogue yet: run `make translations`")]
+    catalog = read_catalogue(path)
+    entries = _entries(catalog)
+    found = []
+    for cell_id, english in cells.items():
+        entry = entries.get(cell_id)
+        if entry is None:
+            found.append(Problem(path, cell_id, "new English cell, not in the catalogue: run `make translations`"))
+        elif entry.id != english:
+            found.append(
+                Problem(
+                    path,
+                    cell_id,
+                    "its English changed since it was translated: run `make translations`, then revise the fuzzy entry",
+                )
+            )
+        elif not entry.string:
+            found.append(Problem(path, cell_id, "untranslated"))
+        elif entry.fuzzy:
+            found.append(
+                Problem(path, cell_id, "fuzzy: the English changed; revise the Chinese, then clear the fuzzy flag")
+            )
+        elif kept_pieces(entry.string) != kept_pieces(english):
+            lost = sorted(set(kept_pieces(english)) ^ set(kept_pieces(entry.string)))
+            found.append(
+                Problem(
+                    path,
+                    cell_id,
+                    f"code, math or a link differs from the English (copy them as they are): {', '.join(lost)[:300]}",
+                )
+            )
+    for cell_id in entries.keys() - cells.keys():
+        found.append(Problem(path, cell_id, "orphaned: no such markdown cell in the English lesson any more"))
+    for _, cell_id in catalog.obsolete:
+        found.append(Problem(path, cell_id, "obsolete entry (its cell was removed): delete it from the catalogue"))
+    return found
+
+
+def set_translations(notebook_path: Path, translations: Dict[str, str], catalogue_dir: Path = CATALOGUE_DIR) -> Path:
+    """Fill in Chinese for some cells (cell id -> text) and clear their fuzzy flags: for a translator's script.
+    Tools such as Poedit do the same by hand."""
+    path = update_catalogue(notebook_path, catalogue_dir)
+    catalog = read_catalogue(path)
+    entries = _entries(catalog)
+    unknown = sorted(set(translations) - set(entries))
+    if unknown:
+        raise KeyError(f"{path}: no entry for cell(s) {', '.join(unknown)}; known: {', '.join(entries)}")
+    for cell_id, text in translations.items():
+        entries[cell_id].string = text
+        entries[cell_id].flags.discard("fuzzy")
+        entries[cell_id].previous_id = ()
+    _write_if_changed(path, catalog)
+    return path
+
+
+def chinese_notebook(notebook_path: Path, catalogue_dir: Path = CATALOGUE_DIR):
+    """The Chinese lesson: markdown cells translated (a cell without a finished translation keeps its English),
+    every code cell and all metadata as in the English notebook."""
+    english = nbformat.read(notebook_path, as_version=4)
+    path = catalogue_path(notebook_path, catalogue_dir)
+    entries = _entries(read_catalogue(path)) if path.exists() else {}
+    chinese = copy.deepcopy(english)
+    first = True
+    for cell in chinese.cells:
+        if cell.cell_type != "markdown":
+            continue
+        entry = entries.get(cell.id)
+        if entry is not None and entry.string and not entry.fuzzy and entry.id == cell.source:
+            cell.source = entry.string
+        if first:
+            cell.source += ZH_NOTE.format(catalogue=path.name)
+            first = False
+    return chinese
+
+
+def write_chinese_edition(
+    notebooks: Optional[List[Path]] = None,
+    out_dir: Path = ZH_NOTEBOOK_DIR,
+    catalogue_dir: Path = CATALOGUE_DIR,
+) -> List[Path]:
+    """Update the catalogues and write the Chinese lessons (and the glossary beside them); returns what it wrote."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for notebook_path in notebooks or [lesson.path for lesson in LESSONS]:
+        update_catalogue(notebook_path, catalogue_dir)
+        target = out_dir / Path(notebook_path).name
+        text = nbformat.writes(chinese_notebook(notebook_path, catalogue_dir)) + "\n"
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            target.write_text(text, encoding="utf-8")
+            written.append(target)
+    glossary = Path(catalogue_dir) / GLOSSARY.name
+    if glossary.exists() and (
+        not (out_dir / glossary.name).exists() or (out_dir / glossary.name).read_bytes() != glossary.read_bytes()
+    ):
+        (out_dir / glossary.name).write_bytes(glossary.read_bytes())
+        written.append(out_dir / glossary.name)
+    return written
