@@ -1,0 +1,3 @@
+"""Chinese for the kit's messages: exercises (see course_lib/zh/__init__.py)."""
+
+ZH = {}
