@@ -20,6 +20,7 @@ from .config import CourseSetup, resolve
 from .course_model import lesson_model
 from .finetune.plan import converted_dir, ensure_finetuned, finished_runs, plan_finetune, runs_root
 from .fonts import use_cjk_font
+from .i18n import fix_language, tr
 from .kit_food_set import FOOD_SET
 from .models import load_internvl
 from .tiny_internvl2 import TINY_CHECKPOINT
@@ -77,7 +78,7 @@ def status(setup: CourseSetup) -> Dict[str, Found]:
     if setup.data_path is not None:
         found["food set"] = _configured(setup.data_path)
     elif not setup.is_tiny:
-        found["food set"] = Found(None, False, "none (set COURSE_DATA_PATH)")
+        found["food set"] = Found(None, False, tr("none (set COURSE_DATA_PATH)"))
     found["after model"] = _after(setup.cache)
     return found
 
@@ -96,8 +97,8 @@ def _after(cache: Path) -> Found:
     converted = [converted_dir(run, cache) for run in finished_runs(runs_root(cache))]
     converted = [path for path in converted if (path / "conversion.json").is_file()]
     if converted:
-        return Found(converted[-1], True, f"{converted[-1]} (the newest converted fine-tune)")
-    return Found(None, None, "not fine-tuned yet (lesson 10 fine-tunes it; lesson 11 does if it must)")
+        return Found(converted[-1], True, tr("{path} (the newest converted fine-tune)", path=converted[-1]))
+    return Found(None, None, tr("not fine-tuned yet (lesson 10 fine-tunes it; lesson 11 does if it must)"))
 
 
 def describe(setup: CourseSetup) -> str:
@@ -105,12 +106,12 @@ def describe(setup: CourseSetup) -> str:
     print them."""
     found = status(setup)
     lines = [
-        f"Mode:   {setup.mode}",
-        f"Device: {setup.device}",
-        f"Model:  {found['before model'].words}",
-        f"Data:   {found['food set'].words}",
-        f"Config: {setup.config_file}",
-        "Why:",
+        tr("Mode:   {mode}", mode=setup.mode),
+        tr("Device: {device}", device=setup.device),
+        tr("Model:  {model}", model=found["before model"].words),
+        tr("Data:   {data}", data=found["food set"].words),
+        tr("Config: {path}", path=setup.config_file),
+        tr("Why:"),
     ]
     lines += [f"  - {reason}" for reason in setup.reasons]
     lines += [f"  ! {warning}" for warning in setup.warnings]
@@ -127,21 +128,30 @@ class LessonSetup(CourseSetup):
 
 def header(setup: CourseSetup, lesson: str = "") -> str:
     """The one line a lesson opens with: mode, device, model, and where the details are."""
-    model = "the course model (tiny InternVL2)" if setup.model_path is None else setup.model_path.name
-    title = f"Lesson {lesson} · " if lesson else ""
-    return f"{title}{setup.mode.upper()} mode on {setup.device} · model: {model} · details: setup.explain()"
+    model = tr("the course model (tiny InternVL2)") if setup.model_path is None else setup.model_path.name
+    title = tr("Lesson {lesson} · ", lesson=lesson) if lesson else ""
+    line = tr(
+        "{mode} mode on {device} · model: {model} · details: setup.explain()",
+        mode=setup.mode.upper(),
+        device=setup.device,
+        model=model,
+    )
+    return title + line
 
 
 def begin(lesson: str = "") -> LessonSetup:
     """First call of every notebook: resolve the setup and say in one line what the lesson runs on (the setup's
     warnings and a missing CJK font get a line each); setup.explain() says why."""
+    fix_language()  # the lesson's language, for the kernel and what it starts
     setup = LessonSetup(**vars(resolve()))
     print(header(setup, lesson))
     for warning in setup.warnings:
         print(f"! {warning}")
     if use_cjk_font() is None:
         print(
-            "plots: no CJK font installed, so Chinese labels show as boxes (install fonts-noto-cjk; "
-            "`make test` does, as root)"
+            tr(
+                "plots: no CJK font installed, so Chinese labels show as boxes (install fonts-noto-cjk; "
+                "`make test` does, as root)"
+            )
         )
     return setup

@@ -20,6 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Mapping, Optional, Tuple
 
+from .i18n import later, tr
+
+# The titles of the built things, marked for translation here: they are written where each is built, in files whose
+# text is part of the build's identity (editing them would rebuild the food set and the course model).
+TITLES = (
+    later("the kit's food VQA set"),
+    later("the tiny InternVL2 checkpoint: InternVL2-2B's structure, seeded random weights"),
+    later("the course model: the tiny InternVL2, pre-trained on the kit's food set"),
+)
+
 
 def build_once(target: Path, complete: Callable[[Path], bool], build: Callable[[Path], None]) -> Path:
     """Return target, first running build(staging_folder) if complete(target) is false."""
@@ -102,4 +112,5 @@ class Artefact:
     def status(self, cache: Path) -> str:
         """Where it is and whether it is built, without building anything."""
         folder = self.folder(cache)
-        return f"{folder} ({self.title}, {'built' if self.is_complete(folder) else 'built on first use'})"
+        state = tr("built") if self.is_complete(folder) else tr("built on first use")
+        return tr("{path} ({title}, {state})", path=folder, title=tr(self.title), state=state)

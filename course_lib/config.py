@@ -2,8 +2,8 @@
 
 Precedence, highest first: environment variables (COURSE_MODE, COURSE_DEVICE, COURSE_MODEL_PATH,
 COURSE_DATA_PATH, COURSE_CACHE_DIR, COURSE_CONFIG for another YAML file), then configs/course.yaml,
-then the defaults written there. resolve() never builds or loads anything; it explains its choice. This module
-imports nothing else from course_lib: everything else is handed the setup it returns.
+then the defaults written there. resolve() never builds or loads anything; it explains its choice, in the lesson's
+language (course_lib.i18n, the one other kit module it imports): everything else is handed the setup it returns.
 """
 
 import os
@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import List, Mapping, Optional, Tuple
 
 import yaml
+
+from .i18n import tr
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = REPO_ROOT / "configs" / "course.yaml"
@@ -169,7 +171,7 @@ def resolve(env: Mapping[str, str] = os.environ, has_cuda: Optional[bool] = None
     reasons: List[str] = []
     warnings: List[str] = []
     if mode == "tiny":
-        reasons.append(f"tiny mode was asked for ({mode_source}=tiny)")
+        reasons.append(tr("tiny mode was asked for ({source}=tiny)", source=mode_source))
     elif mode == "real":
         if real_model is None:
             raise CourseConfigError(
@@ -177,36 +179,40 @@ def resolve(env: Mapping[str, str] = os.environ, has_cuda: Optional[bool] = None
                 f"real.model_path in {config_file}) to a checkpoint folder; searched "
                 + ", ".join(str(p) for p in searched_models)
             )
-        reasons.append(f"real mode was asked for ({mode_source}=real)")
+        reasons.append(tr("real mode was asked for ({source}=real)", source=mode_source))
         if device == "cpu":
             if not has_cuda and requested_device.strip().lower() != "cpu":
                 raise CourseConfigError(
                     "real mode needs a CUDA GPU and torch sees none here; use COURSE_MODE=tiny, or set "
                     "COURSE_DEVICE=cpu to run the real checkpoint on the CPU anyway (very slow, no training)"
                 )
-            warnings.append("real checkpoint on the CPU by request: expect minutes per answer; training is off")
+            warnings.append(tr("real checkpoint on the CPU by request: expect minutes per answer; training is off"))
     else:  # auto
         if real_model is not None and has_cuda:
             mode = "real"
-            reasons.append(f"found an InternVL2 checkpoint at {real_model} and a CUDA GPU")
+            reasons.append(tr("found an InternVL2 checkpoint at {path} and a CUDA GPU", path=real_model))
         else:
             mode = "tiny"
             if real_model is None:
-                reasons.append("no InternVL2 checkpoint is configured or in the shared folders (set COURSE_MODEL_PATH)")
+                reasons.append(
+                    tr("no InternVL2 checkpoint is configured or in the shared folders (set COURSE_MODEL_PATH)")
+                )
             else:
-                reasons.append(f"found a checkpoint at {real_model}, but real mode needs a CUDA GPU")
+                reasons.append(tr("found a checkpoint at {path}, but real mode needs a CUDA GPU", path=real_model))
             if not has_cuda:
-                reasons.append("torch sees no CUDA GPU")
+                reasons.append(tr("torch sees no CUDA GPU"))
     if device.startswith("cuda"):
-        reasons.append(f"torch sees a CUDA GPU; using {device}")
+        reasons.append(tr("torch sees a CUDA GPU; using {device}", device=device))
     elif mode == "tiny":
-        reasons.append("the tiny model runs on the CPU")
+        reasons.append(tr("the tiny model runs on the CPU"))
 
     if mode == "real":
         if real_data is None:
             warnings.append(
-                "no FoodieQA folder found (COURSE_DATA_PATH or real.data_path): the fine-tuning and evaluation "
-                "lessons will stop and say so"
+                tr(
+                    "no FoodieQA folder found (COURSE_DATA_PATH or real.data_path): the fine-tuning and evaluation "
+                    "lessons will stop and say so"
+                )
             )
         return CourseSetup("real", device, real_model, real_data, config_file, cache, tuple(reasons), tuple(warnings))
     tiny_data = _repo_path(tiny.get("data_path"))  # None: the kit's own set (course_lib.artefacts.food_set)

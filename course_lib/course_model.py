@@ -22,6 +22,7 @@ from typing import Dict, Optional
 
 from .config import REPO_ROOT, CourseSetup
 from .finetune.pretrain import COURSE_MODEL_BUILD
+from .i18n import tr
 
 SHIPPED_DIR = REPO_ROOT / "assets" / "course-model"
 INFO_FILE = "course_model.json"
@@ -59,8 +60,8 @@ def ensure_course_model(cache: Path, log=print, progress: bool = True) -> Path:
 def status(cache: Path) -> str:
     """Where the course model is, without building it."""
     if shipped_is_current():
-        return f"{SHIPPED_DIR} ({COURSE_MODEL_BUILD.title}, shipped)"
-    return COURSE_MODEL_BUILD.status(cache) + "; assets/course-model is of other sources"
+        return tr("{path} ({title}, shipped)", path=SHIPPED_DIR, title=tr(COURSE_MODEL_BUILD.title))
+    return COURSE_MODEL_BUILD.status(cache) + tr("; assets/course-model is of other sources")
 
 
 def lesson_model(setup: CourseSetup, log=print) -> Path:

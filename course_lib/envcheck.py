@@ -15,6 +15,7 @@ from typing import List, Optional
 from . import precision
 from .artefacts import describe, status
 from .config import REPO_ROOT, CourseConfigError, resolve
+from .i18n import later, tr
 from .lessons import available_lessons
 from .serving.serving_env import (
     SERVING_PYTHON_VARIABLE,
@@ -34,6 +35,20 @@ DISK_NEEDS_GIB = {
 }
 
 
+# The checks' names: keys of NEED_CHECKS, shown through tr() in Check.line.
+NAMES = (
+    later("course environment"),
+    later("GPU"),
+    later("precision"),
+    later("XTuner"),
+    later("serving environment"),
+    later("model"),
+    later("data"),
+    later("disk"),
+    later("hub downloads"),
+)
+
+
 @dataclass
 class Check:
     name: str
@@ -43,7 +58,7 @@ class Check:
 
     def line(self) -> str:
         mark = {True: "OK  ", False: "MISS", None: "INFO"}[self.ok]
-        text = f"[{mark}] {self.name}: {self.detail}"
+        text = f"[{mark}] {tr(self.name)}: {self.detail}"
         return text + (f"\n       -> {self.fix}" if self.fix else "")
 
 
@@ -56,24 +71,26 @@ def _version(package: str) -> Optional[str]:
 
 def check_python() -> Check:
     in_kit_env = Path(sys.prefix).resolve() == (REPO_ROOT / ".venv").resolve()
-    detail = f"Python {sys.version.split()[0]} at {sys.prefix}"
+    detail = tr("Python {version} at {prefix}", version=sys.version.split()[0], prefix=sys.prefix)
     if in_kit_env:
         return Check("course environment", True, detail)
     return Check(
         "course environment",
         None,
-        detail + " (not the kit's .venv)",
-        "if imports fail below, run `make env` and choose the 'Course kit (course env)' kernel",
+        detail + tr(" (not the kit's .venv)"),
+        tr("if imports fail below, run `make env` and choose the 'Course kit (course env)' kernel"),
     )
 
 
 def check_gpu() -> Check:
     if importlib.util.find_spec("torch") is None:
-        return Check("GPU", False, "torch is not installed", "run `make env`")
+        return Check("GPU", False, tr("torch is not installed"), tr("run `make env`"))
     import torch
 
     if not torch.cuda.is_available():
-        none = f"none seen by torch {torch.__version__}: tiny mode (real mode and LMDeploy need one)"
+        none = tr(
+            "none seen by torch {version}: tiny mode (real mode and LMDeploy need one)", version=torch.__version__
+        )
         return Check("GPU", None, none)
     props = torch.cuda.get_device_properties(0)
     return Check("GPU", True, f"{torch.cuda.device_count()} x {props.name}, {props.total_memory / 2**30:.0f} GiB")
@@ -89,18 +106,18 @@ def check_precision(device: str, bf16: Optional[bool] = None, gpu: Optional[str]
 def check_xtuner() -> Check:
     version = _version("xtuner")
     if version is None:
-        return Check("XTuner", False, "not installed", "run `make env` (it installs xtuner 0.2.0 into .venv)")
+        return Check("XTuner", False, tr("not installed"), tr("run `make env` (it installs xtuner 0.2.0 into .venv)"))
     cli = Path(sys.prefix) / "bin" / "xtuner"
     first_python = shutil.which("python")
     detail = f"xtuner {version}, transformers {_version('transformers')}, peft {_version('peft')}"
     if not cli.exists():
-        return Check("XTuner", False, detail + "; the xtuner command is missing", "run `make env`")
+        return Check("XTuner", False, detail + tr("; the xtuner command is missing"), tr("run `make env`"))
     if first_python is None or Path(first_python).parent.resolve() != cli.parent.resolve():
         return Check(
             "XTuner",
             None,
-            detail + f"; `python` on PATH is {first_python}, not this environment's",
-            "the kit puts its environment first on PATH when it runs `xtuner` (the CLI re-launches `python`)",
+            detail + tr("; `python` on PATH is {python}, not this environment's", python=first_python),
+            tr("the kit puts its environment first on PATH when it runs `xtuner` (the CLI re-launches `python`)"),
         )
     return Check("XTuner", True, detail)
 
@@ -115,12 +132,15 @@ def check_serving() -> Check:
             "serving environment",
             False,
             str(error),
-            f"`unset {SERVING_PYTHON_VARIABLE}` to use .venv-serving, or set it to a Python that imports lmdeploy",
+            tr(
+                "`unset {variable}` to use .venv-serving, or set it to a Python that imports lmdeploy",
+                variable=SERVING_PYTHON_VARIABLE,
+            ),
         )
     if lmdeploy_importable():
-        return Check("serving environment", True, f"lmdeploy {_version('lmdeploy')} in this kernel")
+        return Check("serving environment", True, tr("lmdeploy {version} in this kernel", version=_version("lmdeploy")))
     if python is None:
-        stand_in = "not built: the transformers engine stands in for LMDeploy (GPU machines: `make serving-env`)"
+        stand_in = tr("not built: the transformers engine stands in for LMDeploy (GPU machines: `make serving-env`)")
         return Check("serving environment", None, stand_in)
     explicit = serving_python_is_explicit()
     probe = subprocess.run(
@@ -133,13 +153,18 @@ def check_serving() -> Check:
         return Check(
             "serving environment",
             False,
-            f"{python}{f' ({SERVING_PYTHON_VARIABLE})' if explicit else ''} cannot import lmdeploy",
-            f"set {SERVING_PYTHON_VARIABLE} to a Python that imports lmdeploy, or unset it"
+            tr(
+                "{python} cannot import lmdeploy",
+                python=f"{python} ({SERVING_PYTHON_VARIABLE})" if explicit else python,
+            ),
+            tr("set {variable} to a Python that imports lmdeploy, or unset it", variable=SERVING_PYTHON_VARIABLE)
             if explicit
-            else "re-run `make serving-env`",
+            else tr("re-run `make serving-env`"),
         )
     where = f"{python} ({SERVING_PYTHON_VARIABLE})" if explicit else str(python.parent.parent)
-    return Check("serving environment", True, f"lmdeploy {probe.stdout.strip()} in {where}")
+    return Check(
+        "serving environment", True, tr("lmdeploy {version} in {where}", version=probe.stdout.strip(), where=where)
+    )
 
 
 def check_model(setup) -> Check:
@@ -150,8 +175,8 @@ def check_model(setup) -> Check:
         return Check(
             "model",
             None,
-            f"{found.words}: built on first use (about 16 CPU minutes)",
-            "`make course-model PUBLISH=1` rebuilds and ships it",
+            tr("{model}: built on first use (about 16 CPU minutes)", model=found.words),
+            tr("`make course-model PUBLISH=1` rebuilds and ships it"),
         )
     config = json.loads((setup.model_path / "config.json").read_text())
     arch = (config.get("architectures") or ["?"])[0]
@@ -159,10 +184,10 @@ def check_model(setup) -> Check:
         return Check(
             "model",
             False,
-            f"{setup.model_path} is a {arch}, not an InternVL2 chat model",
-            "set COURSE_MODEL_PATH to an InternVL2 folder",
+            tr("{path} is a {arch}, not an InternVL2 chat model", path=setup.model_path, arch=arch),
+            tr("set COURSE_MODEL_PATH to an InternVL2 folder"),
         )
-    return Check("model", True, f"InternVL2 at {setup.model_path}")
+    return Check("model", True, tr("InternVL2 at {path}", path=setup.model_path))
 
 
 def check_data(setup) -> Check:
@@ -171,25 +196,30 @@ def check_data(setup) -> Check:
         found = status(setup)["food set"]
         if found.ready:
             return Check("data", True, found.words)
-        return Check("data", None, found.words, "it is rendered from assets/ on first use in seconds")
+        return Check("data", None, found.words, tr("it is rendered from assets/ on first use in seconds"))
     if path is None:
-        return Check("data", False, "no dataset folder configured", "set COURSE_DATA_PATH to the FoodieQA folder")
+        return Check(
+            "data", False, tr("no dataset folder configured"), tr("set COURSE_DATA_PATH to the FoodieQA folder")
+        )
     if not path.exists():
         return Check(
             "data",
             False,
-            f"{path} does not exist",
-            "set COURSE_DATA_PATH to the folder holding sivqa_tidy.json and the images",
+            tr("{path} does not exist", path=path),
+            tr("set COURSE_DATA_PATH to the folder holding sivqa_tidy.json and the images"),
         )
     return Check("data", True, str(path))
 
 
 def check_disk() -> Check:
     free = shutil.disk_usage(REPO_ROOT).free / 2**30
-    detail = f"{free:.1f} GiB free at {REPO_ROOT}"
+    detail = tr("{free:.1f} GiB free at {path}", free=free, path=REPO_ROOT)
     if free < MIN_FREE_GB:
         return Check(
-            "disk", False, detail, f"keep at least {MIN_FREE_GB:.0f} GiB free (checkpoints, runs, the serving env)"
+            "disk",
+            False,
+            detail,
+            tr("keep at least {gib:.0f} GiB free (checkpoints, runs, the serving env)", gib=MIN_FREE_GB),
         )
     return Check("disk", True, detail)
 
@@ -204,9 +234,9 @@ def check_offline() -> Check:
     return Check(
         "hub downloads",
         None,
-        "off (HF_HUB_OFFLINE=1)"
+        tr("off (HF_HUB_OFFLINE=1)")
         if offline
-        else "allowed in this kernel; the kit itself never downloads weights or data",
+        else tr("allowed in this kernel; the kit itself never downloads weights or data"),
     )
 
 
@@ -226,8 +256,9 @@ def lesson_plan(setup, checks: List[Check]) -> List[str]:
     rows = []
     for lesson in available_lessons():
         missing = [need for need in lesson.needs if have.get(NEED_CHECKS[need]) is not True]
-        note = f" (without: {', '.join(missing)})" if missing else ""
-        rows.append(f"{lesson.number} {lesson.title}: {setup.mode} mode on {setup.device}{note}")
+        note = tr(" (without: {missing})", missing=", ".join(missing)) if missing else ""
+        where = tr("{mode} mode on {device}", mode=setup.mode, device=setup.device)
+        rows.append(f"{lesson.number} {tr(lesson.title)}: {where}{note}")
     return rows
 
 
@@ -236,9 +267,9 @@ def report(short: bool = False) -> str:
         setup = resolve()
         header = describe(setup)
     except CourseConfigError as error:
-        setup, header = None, f"Course configuration error: {error}"
+        setup, header = None, tr("Course configuration error: {error}", error=error)
     checks = run_checks(setup)
-    lines = [header, "", "Checks:"] + ["  " + check.line().replace("\n", "\n  ") for check in checks]
+    lines = [header, "", tr("Checks:")] + ["  " + check.line().replace("\n", "\n  ") for check in checks]
     if setup is not None and not short:
-        lines += ["", "Lessons:"] + ["  " + row for row in lesson_plan(setup, checks)]
+        lines += ["", tr("Lessons:")] + ["  " + row for row in lesson_plan(setup, checks)]
     return "\n".join(lines)

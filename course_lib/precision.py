@@ -14,6 +14,8 @@ kit asks with `including_emulation=False`, which is the compute-capability test.
 from dataclasses import dataclass
 from typing import Optional
 
+from .i18n import tr
+
 BF16_MIN_CAPABILITY = (8, 0)
 
 
@@ -59,16 +61,19 @@ def choose(device: str, bf16: Optional[bool] = None, gpu: Optional[str] = None) 
     answer explicit, so the rule is tested on any machine. gpu: the GPU's name for the reason (None asks it).
     """
     if not str(device).startswith("cuda"):
-        return Precision("float32", "a CPU computes in float32 (bfloat16 and float16 are slow or missing there)")
+        return Precision("float32", tr("a CPU computes in float32 (bfloat16 and float16 are slow or missing there)"))
     if bf16 is None:
         bf16 = gpu_has_bf16(device)
     if gpu is None:
-        gpu = gpu_name(device) if cuda_available() else "this GPU"
+        gpu = gpu_name(device) if cuda_available() else tr("this GPU")
     if bf16:
-        return Precision("bfloat16", f"{gpu} computes in bfloat16 (compute capability 8.0 or higher)")
+        return Precision("bfloat16", tr("{gpu} computes in bfloat16 (compute capability 8.0 or higher)", gpu=gpu))
     return Precision(
         "float16",
-        f"{gpu} has no bfloat16 arithmetic (compute capability below 8.0, e.g. V100, T4, RTX 20xx): float16 instead",
+        tr(
+            "{gpu} has no bfloat16 arithmetic (compute capability below 8.0, e.g. V100, T4, RTX 20xx): float16 instead",
+            gpu=gpu,
+        ),
     )
 
 

@@ -11,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import asking, probe_scores
+from ..i18n import tr
 from . import parsing, results
 from .results import EvalResult, score
 
@@ -40,7 +41,7 @@ def predict(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     answers: List[str] = []
-    with tqdm(total=len(records), desc="answering", unit="question", disable=not progress) as bar:
+    with tqdm(total=len(records), desc=tr("answering"), unit=tr("question"), disable=not progress) as bar:
         for start in range(0, len(records), batch_size):
             batch = records[start : start + batch_size]
             images = [root / r["image"] for r in batch]
