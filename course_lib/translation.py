@@ -38,12 +38,15 @@ ZH_NOTE = (
 
 
 # What a translation keeps exactly as the English has it: code spans, fenced code, math, link targets.
-KEPT = re.compile(r"```.*?```|`[^`\n]+`|\$\$.*?\$\$|\$[^$\n]+\$|\]\([^)\s]+\)", re.DOTALL)
+# A code span may run over a line break (not a blank line), as markdown allows; its line breaks count as spaces.
+KEPT = re.compile(r"```.*?```|`(?:[^`\n]|\n(?!\n))+`|\$\$.*?\$\$|\$(?:[^$\n]|\n(?!\n))+\$|\]\([^)\s]+\)", re.DOTALL)
 
 
 def kept_pieces(text: str) -> List[str]:
-    """The pieces of a markdown cell a translation must copy unchanged, sorted (their order may change)."""
-    return sorted(KEPT.findall(text))
+    """The pieces of a markdown cell a translation must copy unchanged (code, math, link targets), sorted (their
+    order may change); outside fenced code, a line break and a space are the same."""
+    pieces = [piece if piece.startswith("```") else " ".join(piece.split()) for piece in KEPT.findall(text)]
+    return sorted(pieces)
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ class Problem:
     what: str
 
     def __str__(self) -> str:
-        return f"{self.catalogue.relative_to(REPO_ROOT)}, cell {self.cell_id}: {self.what}"
+        where = self.catalogue.relative_to(REPO_ROOT) if self.catalogue.is_relative_to(REPO_ROOT) else self.catalogue
+        return f"{where}, cell {self.cell_id}: {self.what}"
 
 
 def catalogue_path(notebook: Path, catalogue_dir: Path = CATALOGUE_DIR) -> Path:
