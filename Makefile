@@ -21,15 +21,26 @@ PORT ?= 8888
 PYTEST_ARGS ?=
 # Classroom dev machines often log in as root; JupyterLab refuses root unless told.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+# The course's language: make course LANG=zh (or a Chinese locale in LANG, e.g. zh_CN.UTF-8) opens the Chinese edition
+# (notebooks/zh) in a Chinese JupyterLab; make demo LANG=zh runs the demo in Chinese. LANG=zh or LANG=en alone is not
+# a locale, so the commands then run with C.UTF-8.
+COURSE_LANG := $(if $(filter zh zh_% zh-%,$(LANG)),zh,en)
+ifneq ($(filter zh en,$(LANG)),)
+override LANG := C.UTF-8
+endif
+LESSON_DIR := $(if $(filter zh,$(COURSE_LANG)),notebooks/zh,notebooks)
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: course test lint format env system-deps tiny course-model sweep check notebooks configs demo serving-env newest-env lock clean gpu-check
+.PHONY: course test lint format env system-deps tiny course-model sweep check notebooks translations configs demo serving-env newest-env lock clean gpu-check
 
+# JupyterLab's settings for the language (configs/jupyterlab/LANG/overrides.json): its interface language, and no
+# "official Jupyter news" question or update check, which need the internet a classroom may not have.
 course: env tiny
-	$(BIN)/python -m course_lib check --short
-	$(BIN)/jupyter lab --ip=$(HOST) --port=$(PORT) --no-browser --notebook-dir=notebooks \
+	COURSE_LANG=$(COURSE_LANG) $(BIN)/python -m course_lib check --short
+	COURSE_LANG=$(COURSE_LANG) $(BIN)/jupyter lab --ip=$(HOST) --port=$(PORT) --no-browser --notebook-dir=$(LESSON_DIR) \
+		--LabApp.app_settings_dir=$(abspath configs/jupyterlab/$(COURSE_LANG)) \
 		--MappingKernelManager.default_kernel_name=course-kit $(ALLOW_ROOT)
 
 test: env system-deps lint
@@ -82,13 +93,18 @@ configs: env
 check: env
 	$(BIN)/python -m course_lib check
 
+# The Chinese edition: update translations/zh_CN/*.po from the English lessons and write notebooks/zh (generated: edit
+# the English notebooks and the catalogues, never notebooks/zh). It lists what is left to translate.
+translations: env
+	$(BIN)/python -m course_lib translations --check
+
 # Execute every notebook headlessly (a teacher's dry run before class): executed copies and HTML in build/notebooks.
 notebooks: env tiny
 	$(BIN)/python -m course_lib notebooks --out build/notebooks
 
 # The Gradio food demo as an app (127.0.0.1, no share link): make demo [DEMO_PORT=7860]
 demo: env tiny
-	$(BIN)/python -m course_lib.serving.gradio_app --host $(HOST) --port $(or $(DEMO_PORT),7860)
+	COURSE_LANG=$(COURSE_LANG) $(BIN)/python -m course_lib.serving.gradio_app --host $(HOST) --port $(or $(DEMO_PORT),7860)
 
 # LMDeploy in its own environment (it cannot share one with XTuner), registered as the kernel "course-kit-serving".
 # Its engines need a GPU; its chat template, image preprocessing and CLI run anywhere (the tests use them).

@@ -1,18 +1,16 @@
 """The food demo in a real browser: headless Chromium picks an example from the gallery, sends it, waits for the
-streamed answer and takes a screenshot (kept in build/test-artefacts); its rendered page must show the chat, the
-example gallery by cuisine, the settings and the buttons. Chromium is driven through its DevTools protocol with
-websocket-client (already in the course environment)."""
+course model's streamed answer and takes a screenshot (kept in build/test-artefacts: gradio_demo.png, and
+gradio_demo_zh.png for `make demo LANG=zh`); every character on the page must be drawn with a glyph (no boxes for
+emoji or Chinese), and its rendered page must show the chat, the example gallery by cuisine, the settings and the
+buttons."""
 
 import base64
-import json
 import os
-import shutil
-import signal
 import subprocess
 import time
-import urllib.request
 
 import pytest
+from browser import CHROMIUM, FLAGS, HEIGHT, MISSING_GLYPHS_JS, WIDTH, Browser
 from conftest import REPO_ROOT
 from PIL import Image, ImageStat
 
@@ -20,22 +18,7 @@ from course_lib.serving import GenerationSettings
 from course_lib.serving.gradio_app import DEFAULT_QUESTION, build_demo, gallery_groups, launch
 from course_lib.serving.transformers_backend import TransformersEngine
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTEFACTS = REPO_ROOT / "build" / "test-artefacts"
-WIDTH, HEIGHT = 1280, 1000
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    f"--window-size={WIDTH},{HEIGHT}",
-]
 
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="no headless browser: apt-get install chromium"),
@@ -44,83 +27,32 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def url(tiny, tiny_path):
+def course_engine():
+    """The course model (assets/course-model), the checkpoint a student's demo answers with in tiny mode."""
     import torch
+
+    from course_lib.course_model import SHIPPED_DIR
+    from course_lib.models import load_internvl
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    engine = TransformersEngine(*tiny, model_path=tiny_path)
-    demo = build_demo(engine, engine, settings=GenerationSettings(max_new_tokens=16))
-    yield launch(demo)
-    demo.close()
+    yield TransformersEngine(*load_internvl(SHIPPED_DIR, "cpu"), model_path=SHIPPED_DIR)
     torch.set_num_threads(before)
 
 
-class Browser:
-    """Headless Chromium and one page, driven over the DevTools protocol."""
-
-    def __init__(self, profile):
-        self.process = subprocess.Popen(
-            [
-                CHROMIUM,
-                *FLAGS,
-                f"--user-data-dir={profile}",
-                "--remote-debugging-port=0",
-                "--remote-allow-origins=*",
-                "about:blank",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        port_file, deadline = profile / "DevToolsActivePort", time.time() + 30
-        while not (port_file.is_file() and port_file.read_text().strip()):
-            assert time.time() < deadline and self.process.poll() is None, "Chromium did not start"
-            time.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
-        import websocket
-
-        self.socket = websocket.create_connection(
-            next(p for p in pages if p["type"] == "page")["webSocketDebuggerUrl"], timeout=60
-        )
-        self.calls = 0
-
-    def call(self, method, **params):
-        self.calls += 1
-        self.socket.send(json.dumps({"id": self.calls, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.socket.recv())
-            if message.get("id") == self.calls:
-                assert "error" not in message, message
-                return message["result"]
-
-    def js(self, expression):
-        return self.call("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)[
-            "result"
-        ].get("value")
-
-    def wait_for(self, expression, timeout=60):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            value = self.js(expression)
-            if value:
-                return value
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {expression}")
-
-    def close(self):
-        self.socket.close()
-        os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(timeout=30)
+@pytest.fixture(scope="module")
+def url(course_engine):
+    demo = build_demo(course_engine, course_engine, settings=GenerationSettings(max_new_tokens=24))
+    yield launch(demo)
+    demo.close()
 
 
-@pytest.mark.timeout(300)
-def test_pick_an_example_ask_and_screenshot(url, tmp_path):
-    ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    png = ARTEFACTS / "gradio_demo.png"
+def ask_first_example_and_screenshot(url, png, profile, question):
+    """Pick the gallery's first example, send it, wait for the answer; save a screenshot. Returns (answer, the
+    characters drawn as missing-glyph boxes)."""
+    png.parent.mkdir(parents=True, exist_ok=True)
     png.unlink(missing_ok=True)
-    browser = Browser(tmp_path / "profile")
+    browser = Browser(profile)
     try:
         browser.call(
             "Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False
@@ -131,12 +63,13 @@ def test_pick_an_example_ask_and_screenshot(url, tmp_path):
         browser.js("document.querySelectorAll('.thumbnail-item')[0].click()")  # the first example...
         picked = browser.wait_for("(document.querySelector('#question img') || {}).src || ''")
         assert picked.endswith(os.path.basename(first_cuisine[0][0]))  # ...lands in the question box
-        assert browser.js("document.querySelector('#question textarea').value") == DEFAULT_QUESTION
+        assert browser.js("document.querySelector('#question textarea').value") == question
         browser.js("document.querySelector('#send').click()")
         answer = browser.wait_for("[...document.querySelectorAll('#chat .bot')].map(b => b.innerText).join('')")
-        assert answer.strip()
         assert browser.wait_for("document.querySelectorAll('#chat img').length")  # the picture is in the chat
-        time.sleep(0.5)  # let the last streamed piece render
+        time.sleep(1.0)  # let the last streamed piece render
+        answer = browser.js("[...document.querySelectorAll('#chat .bot')].map(b => b.innerText).join('')")
+        boxes = browser.js(MISSING_GLYPHS_JS)
         png.write_bytes(base64.b64decode(browser.call("Page.captureScreenshot", format="png")["data"]))
     finally:
         browser.close()
@@ -146,9 +79,52 @@ def test_pick_an_example_ask_and_screenshot(url, tmp_path):
     assert len(image.getcolors(maxcolors=1 << 20) or []) > 500  # pictures and text, not a flat page
     orange = sum(1 for r, g, b in image.getdata() if r > 230 and 100 < g < 150 and b < 60)
     assert orange > 2000, "the primary (orange) Send button is not visible"
+    return answer, boxes
 
 
-def test_rendered_page_has_the_chat_gallery_settings_and_buttons(url, tmp_path):
+def _dish_names():
+    from course_lib.food_artwork import dishes
+
+    return {name.lower() for info in dishes().values() for name in (info["zh"], info["en"])}
+
+
+@pytest.mark.timeout(300)
+def test_pick_an_example_ask_and_screenshot(url, tmp_path):
+    answer, boxes = ask_first_example_and_screenshot(
+        url, ARTEFACTS / "gradio_demo.png", tmp_path / "profile", DEFAULT_QUESTION
+    )
+    assert any(name in answer.lower() for name in _dish_names()), f"the course model named no dish: {answer!r}"
+    assert not boxes, f"drawn as empty boxes (a font is missing: scripts/system-deps.sh): {boxes}"
+
+
+@pytest.mark.timeout(300)
+def test_the_demo_in_chinese(course_engine, tmp_path, monkeypatch):
+    """make demo LANG=zh: the labels, buttons and default question are Chinese, and the course model answers."""
+    from course_lib.zh import ZH
+
+    monkeypatch.setenv("COURSE_LANG", "zh")
+    demo = build_demo(course_engine, course_engine, settings=GenerationSettings(max_new_tokens=24))
+    url = launch(demo)
+    try:
+        answer, boxes = ask_first_example_and_screenshot(
+            url, ARTEFACTS / "gradio_demo_zh.png", tmp_path / "profile", ZH[DEFAULT_QUESTION]
+        )
+        dom = subprocess.run(
+            [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'dom'}", "--virtual-time-budget=10000", "--dump-dom", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+    finally:
+        demo.close()
+    assert any(name in answer.lower() for name in _dish_names()), f"the course model named no dish: {answer!r}"
+    assert not boxes, f"drawn as empty boxes (a font is missing: scripts/system-deps.sh): {boxes}"
+    for english in ["Send", "Clear context", "Generation settings", "Side by side", "Examples by cuisine"]:
+        assert ZH[english] in dom, f"{ZH[english]!r} ({english}) is not on the Chinese page"
+    assert ">Send<" not in dom and "Examples by cuisine" not in dom
+
+
+def test_rendered_page_has_the_chat_gallery_settings_and_buttons(url, course_engine, tmp_path):
     done = subprocess.run(
         [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", url],
         capture_output=True,
@@ -172,7 +148,7 @@ def test_rendered_page_has_the_chat_gallery_settings_and_buttons(url, tmp_path):
         ">Send<",
         "Clear context",
         "Side by side",
-        "tiny-internvl2",
+        course_engine.label,
     ]:
         assert text in dom, f"{text!r} is not on the page"
     for cuisine, items in gallery_groups().items():

@@ -25,6 +25,7 @@ import gradio as gr
 
 from ..config import resolve
 from ..food_artwork import EMOJI_DIR, dishes
+from ..i18n import later, tr
 from ..tiling import ImageLoadError
 from .backends import BACKENDS, make_engine
 from .engine import ContextTooLong, Engine, GenerationSettings, Session, open_image
@@ -34,7 +35,17 @@ from .server_process import free_port
 warnings.filterwarnings("ignore", message=".*HTTP_422_UNPROCESSABLE_ENTITY.*")
 
 MAX_FILE_SIZE = "10mb"
-DEFAULT_QUESTION = "图中的菜是什么？What dish is this?"
+DEFAULT_QUESTION = later("图中的菜是什么？What dish is this?")  # in Chinese: the lecture's question alone
+# The gallery's tabs: the cuisines of the dish index (kit_food_set's dishes.json), shown through tr().
+CUISINES = (
+    later("American"),
+    later("Chinese"),
+    later("Chinese-American"),
+    later("French"),
+    later("Italian"),
+    later("Japanese"),
+    later("Other"),
+)
 CONCURRENCY = 4
 
 
@@ -62,7 +73,7 @@ def settings_from_controls(
 
 def _image_error(error: Exception, path: str) -> str:
     message = str(error).replace(str(Path(path).parent) + "/", "")  # the upload's temp folder is noise
-    return f"⚠️ I could not read that image: {message}"
+    return "⚠️ " + tr("I could not read that image: {message}", message=message)
 
 
 def _read(message) -> Tuple[str, Optional[str]]:
@@ -82,7 +93,7 @@ def _answer_into(engine: Engine, history: list, question: str, image, session: S
         history[-1] = {"role": "assistant", "content": f"⚠️ {error}"}
         yield history
     if not history[-1]["content"]:
-        history[-1] = {"role": "assistant", "content": "(empty answer)"}
+        history[-1] = {"role": "assistant", "content": tr("(empty answer)")}
         yield history
 
 
@@ -97,21 +108,28 @@ def build_demo(
     checkpoint_max = getattr(engine, "tiling", {}).get("max_num", 12)
 
     # delete_cache: uploads older than an hour are removed every hour (a demo serves many strangers).
-    with gr.Blocks(title="InternVL2 food chat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+    with gr.Blocks(title=tr("InternVL2 food chat"), analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
-            f"# 🍜 Food chat with InternVL2\nModel **{engine.label}** on the **{engine.backend}** backend. "
-            "Pick an example or upload a photo, ask, follow up; *Clear context* starts over."
+            "# 🍜 "
+            + tr("Food chat with InternVL2")
+            + "\n"
+            + tr(
+                "Model **{model}** on the **{backend}** backend. Pick an example or upload a photo, ask, follow up; "
+                "*Clear context* starts over.",
+                model=engine.label,
+                backend=engine.backend,
+            )
         )
-        with gr.Accordion("Why this backend?", open=False):
-            gr.Markdown("\n".join(f"* {reason}" for reason in engine.why) or "* chosen by the caller")
+        with gr.Accordion(tr("Why this backend?"), open=False):
+            gr.Markdown("\n".join(f"* {reason}" for reason in engine.why) or "* " + tr("chosen by the caller"))
         session = gr.State(None)  # the engine's Session: the conversation the model sees
         shown = gr.State([])  # the chat as displayed (errors included)
-        with gr.Tab("Chat", id="chat"):
+        with gr.Tab(tr("Chat"), id="chat"):
             with gr.Row():
                 with gr.Column(scale=3):
-                    chatbot = gr.Chatbot(label="Chat", height=470, elem_id="chat", feedback_options=None)
+                    chatbot = gr.Chatbot(label=tr("Chat"), height=470, elem_id="chat", feedback_options=None)
                     box = gr.MultimodalTextbox(
-                        placeholder="Ask about a dish; attach a food photo or pick an example",
+                        placeholder=tr("Ask about a dish; attach a food photo or pick an example"),
                         file_types=["image"],
                         file_count="single",
                         sources=["upload"],
@@ -119,14 +137,14 @@ def build_demo(
                         elem_id="question",
                     )
                     with gr.Row():
-                        send = gr.Button("Send", variant="primary", elem_id="send")
-                        clear = gr.Button("Clear context", elem_id="clear")
+                        send = gr.Button(tr("Send"), variant="primary", elem_id="send")
+                        clear = gr.Button(tr("Clear context"), elem_id="clear")
                 with gr.Column(scale=2):
-                    gr.Markdown("### Examples by cuisine")
+                    gr.Markdown("### " + tr("Examples by cuisine"))
                     galleries = []
                     with gr.Tabs(elem_id="examples"):
                         for cuisine, items in gallery_groups().items():
-                            with gr.Tab(f"{cuisine} ({len(items)})"):
+                            with gr.Tab(f"{tr(cuisine)} ({len(items)})"):
                                 galleries.append(
                                     gr.Gallery(
                                         value=items,
@@ -138,22 +156,22 @@ def build_demo(
                                         object_fit="contain",
                                     )
                                 )
-                    with gr.Accordion("Generation settings", open=True, elem_id="settings"):
+                    with gr.Accordion(tr("Generation settings"), open=True, elem_id="settings"):
                         with gr.Row():
                             max_new_tokens = gr.Slider(
                                 8, 1024, value=defaults.max_new_tokens, step=8, label="max_new_tokens"
                             )
                             max_tiles = gr.Slider(
-                                1, 24, value=checkpoint_max, step=1, label="max tiles per image (max_dynamic_patch)"
+                                1, 24, value=checkpoint_max, step=1, label=tr("max tiles per image (max_dynamic_patch)")
                             )
-                        do_sample = gr.Checkbox(value=defaults.do_sample, label="do_sample (off = greedy decoding)")
+                        do_sample = gr.Checkbox(value=defaults.do_sample, label=tr("do_sample (off = greedy decoding)"))
                         with gr.Row():
                             temperature = gr.Slider(
                                 0.05, 2.0, value=defaults.temperature, step=0.05, label="temperature"
                             )
                             top_p = gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, label="top_p")
                         with gr.Row():
-                            top_k = gr.Slider(0, 100, value=defaults.top_k, step=1, label="top_k (0 = all)")
+                            top_k = gr.Slider(0, 100, value=defaults.top_k, step=1, label=tr("top_k (0 = all)"))
                             repetition_penalty = gr.Slider(
                                 1.0, 2.0, value=defaults.repetition_penalty, step=0.05, label="repetition_penalty"
                             )
@@ -161,7 +179,7 @@ def build_demo(
 
         def pick_example(message, evt: gr.SelectData):
             text, _ = _read(message)
-            return {"text": text or DEFAULT_QUESTION, "files": [evt.value["image"]["path"]]}
+            return {"text": text or tr(DEFAULT_QUESTION), "files": [evt.value["image"]["path"]]}
 
         def respond(
             message, shown, state, max_tiles, max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty
@@ -199,20 +217,22 @@ def build_demo(
         clear.click(clear_context, None, outputs, api_name="clear")
 
         if compare_engine is not None:
-            with gr.Tab("Side by side", id="compare"):
+            with gr.Tab(tr("Side by side"), id="compare"):
                 gr.Markdown(
-                    "The same question and photo to two checkpoints (e.g. before and after fine-tuning). "
-                    "Each answer is a fresh single-turn conversation."
+                    tr(
+                        "The same question and photo to two checkpoints (e.g. before and after fine-tuning). "
+                        "Each answer is a fresh single-turn conversation."
+                    )
                 )
                 compare_box = gr.MultimodalTextbox(
-                    placeholder="A question and a food photo for both models",
+                    placeholder=tr("A question and a food photo for both models"),
                     file_types=["image"],
                     file_count="single",
                     sources=["upload"],
                     show_label=False,
                     elem_id="compare-question",
                 )
-                ask_both = gr.Button("Ask both", variant="primary", elem_id="ask-both")
+                ask_both = gr.Button(tr("Ask both"), variant="primary", elem_id="ask-both")
                 with gr.Row():
                     left = gr.Chatbot(label=f"A: {engine.label}", height=320, elem_id="answer-a", feedback_options=None)
                     right = gr.Chatbot(
@@ -303,7 +323,7 @@ def main(argv=None) -> int:
     print(engine.describe())
     demo = build_demo(engine, compare_engine)
     port = args.port or free_port(args.host)
-    print(f"Open http://{args.host}:{port}/  (Ctrl+C to stop)")
+    print(tr("Open http://{host}:{port}/  (Ctrl+C to stop)", host=args.host, port=port))
     launch(demo, args.host, port, args.share, max_file_size=args.max_file_size, block=True, quiet=False)
     return 0
 

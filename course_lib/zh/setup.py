@@ -53,7 +53,7 @@ ZH = {
     "; assets/course-model is of other sources": "；assets/course-model 来自另一版源代码",
     # progress bars
     "answering": "回答中",
-    "question": "题",
+    "question": "问题",
     # the environment check (lesson 00, python -m course_lib check)
     "course environment": "课程环境",
     "GPU": "GPU",
