@@ -19,8 +19,6 @@ export UV_LINK_MODE ?= hardlink
 HOST ?= 127.0.0.1
 PORT ?= 8888
 PYTEST_ARGS ?=
-# Classroom dev machines often log in as root; JupyterLab refuses root unless told.
-ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 # The course's language: make course LANG=zh (or a Chinese locale in LANG, e.g. zh_CN.UTF-8) opens the Chinese edition
 # (notebooks/zh) in a Chinese JupyterLab; make demo LANG=zh runs the demo in Chinese. LANG=zh or LANG=en alone is not
 # a locale, so the commands then run with C.UTF-8.
@@ -28,20 +26,17 @@ COURSE_LANG := $(if $(filter zh zh_% zh-%,$(LANG)),zh,en)
 ifneq ($(filter zh en,$(LANG)),)
 override LANG := C.UTF-8
 endif
-LESSON_DIR := $(if $(filter zh,$(COURSE_LANG)),notebooks/zh,notebooks)
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PATH := $(BIN):$(PATH)
 
 .PHONY: course test lint format env system-deps tiny course-model sweep check notebooks translations configs demo serving-env newest-env lock clean gpu-check
 
-# JupyterLab's settings for the language (configs/jupyterlab/LANG/overrides.json): its interface language, and no
-# "official Jupyter news" question or update check, which need the internet a classroom may not have.
+# JupyterLab on the lessons of the language, with its settings (course_lib/jupyter_lab.py): the interface language,
+# and no "official Jupyter news" question or update check, which need the internet a classroom may not have.
 course: env tiny
 	COURSE_LANG=$(COURSE_LANG) $(BIN)/python -m course_lib check --short
-	COURSE_LANG=$(COURSE_LANG) $(BIN)/jupyter lab --ip=$(HOST) --port=$(PORT) --no-browser --notebook-dir=$(LESSON_DIR) \
-		--LabApp.app_settings_dir=$(abspath configs/jupyterlab/$(COURSE_LANG)) \
-		--MappingKernelManager.default_kernel_name=course-kit $(ALLOW_ROOT)
+	COURSE_LANG=$(COURSE_LANG) $(BIN)/python -m course_lib lab --host $(HOST) --port $(PORT)
 
 test: env system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,4 +1,4 @@
-"""Command line: python -m course_lib {mode,check,build-tiny,course-model,notebooks,translations}."""
+"""Command line: python -m course_lib {mode,check,build-tiny,course-model,notebooks,translations,lab}."""
 
 import argparse
 import sys
@@ -35,6 +35,9 @@ def main(argv=None) -> int:
         help="update the Chinese catalogues (translations/zh_CN) from the English lessons and write notebooks/zh",
     )
     translations.add_argument("--check", action="store_true", help="then list what is not translated yet")
+    lab = commands.add_parser("lab", help="open JupyterLab on the lessons, in the course's language (COURSE_LANG)")
+    lab.add_argument("--host", default="127.0.0.1")
+    lab.add_argument("--port", type=int, default=8888)
     args = parser.parse_args(argv)
 
     from .config import CourseConfigError
@@ -91,6 +94,15 @@ def main(argv=None) -> int:
                     print(problem)
                 print(f"{len(left)} cells still to translate or revise" if left else "every cell is translated")
                 return 1 if left else 0
+        elif args.command == "lab":
+            import os
+
+            from .i18n import fix_language
+            from .jupyter_lab import lab_command
+
+            fix_language()  # its kernels speak the same language
+            command = lab_command(host=args.host, port=args.port)
+            os.execv(command[0], command)
     except CourseConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
