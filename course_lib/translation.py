@@ -22,7 +22,7 @@ from typing import Dict, List, Optional
 
 import nbformat
 from babel.messages.catalog import Catalog, Message
-from babel.messages.pofile import read_po, write_po
+from babel.messages.pofile import denormalize, read_po, write_po
 
 from .config import REPO_ROOT
 from .lessons import LESSONS, NOTEBOOK_DIR
@@ -78,7 +78,18 @@ def markdown_cells(notebook) -> Dict[str, str]:
 
 def read_catalogue(path: Path) -> Catalog:
     with open(path, "rb") as handle:
-        return read_po(handle, locale="zh_CN", abort_invalid=True)
+        catalog = read_po(handle, locale="zh_CN", abort_invalid=True)
+    # Babel writes a fuzzy entry's old English as "#| msgid" (gettext's previous msgid) but does not read it back.
+    entries = _entries(catalog)
+    for block in Path(path).read_text(encoding="utf-8").split("\n\n"):
+        lines = block.splitlines()
+        previous = [line[3:] for line in lines if line.startswith("#| ")]
+        context = [line for line in lines if line.startswith("msgctxt ")]
+        if previous and context and previous[0].startswith("msgid "):
+            entry = entries.get(denormalize(context[0][len("msgctxt ") :]))
+            if entry is not None:
+                entry.previous_id = [denormalize("\n".join([previous[0][len("msgid ") :]] + previous[1:]))]
+    return catalog
 
 
 def _entries(catalog: Catalog) -> Dict[str, Message]:

@@ -5,6 +5,7 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.pop("COURSE_LANG", None)  # the tests speak English unless a test asks for Chinese (a zh_CN shell does not)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -270,3 +270,28 @@ def test_a_function_left_as_dots_is_asked_for_not_called(capsys, monkeypatch):
 
     assert check("05b", my_grid=my_grid).right is False
     assert capsys.readouterr().out.startswith("Not yet: ")
+
+
+def test_the_checks_speak_the_lessons_language(capsys, monkeypatch):
+    """In the Chinese edition (COURSE_LANG=zh) the frame, the hints and the explanations are Chinese; lesson 07's
+    explanation, written out in exercises.py so it can be translated, stays estimate.summary() in English."""
+    from course_lib.serving.kv_cache import cache_memory_estimate
+
+    monkeypatch.delenv(STRICT_ENV, raising=False)
+    monkeypatch.setenv("COURSE_LANG", "zh")
+    wrong = check("05", banner_tiles=10)
+    assert not wrong and wrong.message.startswith("还不对：") and "缩略图" in wrong.message, wrong.message
+    empty = check("11", your_answer=...)
+    assert not empty and empty.message.startswith("先把 your_answer 填好"), empty.message
+    assert "提示：Wilson 区间" in empty.message, empty.message
+    count = 1024 * 5120 + 5120 + 5120 * 5120 + 5120
+    raised = check("02", llava15_13b=count, my_replace=lambda *a: 1 / 0, blip2_count=1)
+    assert raised.message.startswith("还不对：你的答案运行时抛出了 ZeroDivisionError") and "提示：" in raised.message
+    right = check("05", banner_tiles=11)
+    assert right and right.message.startswith("答对了：网格 10x1 + 缩略图 = 11 个切片"), right.message
+    assert capsys.readouterr().out == "".join(v.message + "\n" for v in (wrong, empty, raised, right))
+
+    estimate = cache_memory_estimate(24, cache_max_entry_count=0.5, quant_policy=8)
+    assert check("07", sessions=estimate.sessions).message.startswith("答对了：24 GiB 显存")
+    monkeypatch.setenv("COURSE_LANG", "en")
+    assert check("07", sessions=estimate.sessions).message == "Right: " + estimate.summary()

@@ -62,8 +62,9 @@ def test_every_message_is_a_plain_string_with_its_chinese_and_the_same_placehold
 def test_no_chinese_entry_is_left_over_and_none_is_still_english():
     used = {arg.value for _, arg in tr_calls()}
     assert not set(ZH) - used, f"entries no tr() call uses any more: {sorted(set(ZH) - used)}"
+    names = {"GPU", "XTuner"}  # the same in both languages
     untranslated = [english for english, chinese in ZH.items() if chinese.strip() == english.strip()]
-    assert not untranslated or all(not any(c.isalpha() and c.isascii() for c in e) for e in untranslated)
+    assert set(untranslated) <= names, f"Chinese entries still in English: {sorted(set(untranslated) - names)}"
 
 
 def test_the_language_comes_from_course_lang_then_the_chinese_lessons_folder(monkeypatch, tmp_path):
@@ -93,6 +94,6 @@ def test_tr_formats_in_the_language_and_falls_back_to_english(monkeypatch):
 
 
 def test_fix_language_settles_it_for_processes_the_lesson_starts(monkeypatch):
-    monkeypatch.delenv("COURSE_LANG", raising=False)
+    monkeypatch.setenv("COURSE_LANG", "")  # unset, and restored after the test (fix_language sets it)
     monkeypatch.chdir(REPO_ROOT / "notebooks" / "zh")
     assert i18n.fix_language() == "zh" and os.environ["COURSE_LANG"] == "zh"
