@@ -1,6 +1,6 @@
-"""`make course LANG=zh` in a real browser: JupyterLab (started by course_lib.jupyter_lab, as make course starts it)
-shows its menus in Chinese, lists the Chinese lessons, and asks nothing about Jupyter news (a classroom may have no
-internet). The screenshot is kept in build/test-artefacts/jupyterlab_zh.png."""
+"""`make course LANG=zh` in a real browser: JupyterLab shows its menus in Chinese, lists the Chinese lessons, and asks
+nothing about Jupyter news (a classroom may have no internet). The screenshot is kept in
+build/test-artefacts/jupyterlab_zh.png."""
 
 import base64
 import os
@@ -29,16 +29,18 @@ def test_the_lessons_folder_and_settings_follow_the_language():
 @pytest.mark.timeout(300)
 def test_jupyterlab_opens_in_chinese_on_the_chinese_lessons_without_asking_about_news(tmp_path):
     port = free_port("127.0.0.1")
+    token = "course-kit-test-token"
     env = {
         **os.environ,
+        "JUPYTER_TOKEN": token,
         "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),  # nobody's own settings
         "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "user-settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
-        "COURSE_LANG": "zh",
+        "COURSE_MODE": "tiny",
     }
-    extra = ["--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True"]
     server = subprocess.Popen(
-        lab_command("zh", port=port, extra=extra),
+        ["make", "course", "LANG=zh", f"PORT={port}"],
+        cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -47,7 +49,7 @@ def test_jupyterlab_opens_in_chinese_on_the_chinese_lessons_without_asking_about
     png = REPO_ROOT / "build" / "test-artefacts" / "jupyterlab_zh.png"
     png.parent.mkdir(parents=True, exist_ok=True)
     try:
-        url, deadline = f"http://127.0.0.1:{port}/lab", time.time() + 120
+        url, deadline = f"http://127.0.0.1:{port}/lab?token={token}", time.time() + 300
         while True:
             try:
                 urllib.request.urlopen(url, timeout=5)

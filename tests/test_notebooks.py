@@ -9,6 +9,7 @@ from course_lib.lessons import LESSONS
 from course_lib.notebooks import execute_notebook, foreign_output
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+ZH_NOTEBOOKS = sorted((REPO_ROOT / "notebooks" / "zh").glob("*.ipynb"))  # the Chinese edition (course_lib.translation)
 
 
 def test_every_notebook_is_a_listed_lesson():
@@ -41,12 +42,37 @@ def test_notebook_executes_in_tiny_mode(path):
     assert_only_own_output(executed, path)
 
 
-def assert_header(executed, path, mode_and_device):
+def assert_header(executed, path, mode_and_device, lesson="Lesson {number} · "):
     """begin()'s first line says the lesson, mode and device, and where the details are (setup.explain())."""
     first_output = "".join(out.get("text", "") for out in executed.cells[1].outputs)
     header = first_output.splitlines()[0] if first_output else ""
-    assert header.startswith(f"Lesson {path.name[:2]} · {mode_and_device}"), first_output[:300]
+    assert header.startswith(lesson.format(number=path.name[:2]) + mode_and_device), first_output[:300]
     assert "setup.explain()" in header, header
+
+
+def check_outputs(executed):
+    """What the lesson's exercise checks printed, cell by cell."""
+    return [
+        "".join(out.get("text", "") for out in cell.outputs)
+        for cell in executed.cells
+        if cell.cell_type == "code" and "check(" in cell.source
+    ]
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("path", ZH_NOTEBOOKS, ids=lambda p: "zh-" + p.name)
+def test_chinese_lesson_executes_and_speaks_chinese(path):
+    """The Chinese edition runs as the English one does (solutions filled in, strict checks); the kernel starts in
+    notebooks/zh, so begin() speaks Chinese without being told, and so do the exercise verdicts."""
+    executed, run = execute_notebook(
+        path, timeout=600, env={"COURSE_MODE": "tiny", "MPLBACKEND": "Agg"}, solutions=True
+    )
+    assert run.ok, f"zh/{path.name} failed after {run.seconds:.0f} s:\n{run.error}"
+    assert_header(executed, path, "TINY 模式，运行在 ", lesson="第 {number} 课 · ")
+    assert_only_own_output(executed, path)
+    verdicts = check_outputs(executed)
+    assert all(verdict.startswith("答对了：") for verdict in verdicts), verdicts
+    assert bool(verdicts) == (path.name[:2] != "00"), path.name
 
 
 def assert_only_own_output(executed, path):
@@ -217,6 +243,14 @@ def test_executed_copies_never_overwrite_the_lessons(tmp_path):
     with pytest.raises(ValueError, match="would overwrite them"):
         build_notebooks(tmp_path, notebooks=[copy])
     assert {p.name: p.read_bytes() for p in NOTEBOOKS} == before
+
+
+def test_a_chinese_students_lesson_01_shows_the_hint_in_chinese():
+    path = REPO_ROOT / "notebooks" / "zh" / "01_meet_internvl2.ipynb"
+    executed, run = execute_notebook(path, timeout=600, env={"COURSE_MODE": "tiny", "MPLBACKEND": "Agg"})
+    assert run.ok, run.error
+    shown = check_outputs(executed)
+    assert shown and all(text.startswith("先把 ") and "提示：" in text for text in shown), shown
 
 
 def test_a_students_notebook_with_its_exercise_left_empty_shows_a_hint_not_a_traceback():
