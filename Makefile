@@ -93,9 +93,10 @@ check: env
 translations: env
 	$(BIN)/python -m course_lib translations --check
 
-# Execute every notebook headlessly (a teacher's dry run before class): executed copies and HTML in build/notebooks.
+# Execute every notebook headlessly (a teacher's dry run before class): executed copies and HTML in build/notebooks
+# (LANG=zh: the Chinese edition, into build/notebooks/zh).
 notebooks: env tiny
-	$(BIN)/python -m course_lib notebooks --out build/notebooks
+	$(BIN)/python -m course_lib notebooks --lang $(COURSE_LANG)
 
 # The Gradio food demo as an app (127.0.0.1, no share link): make demo [DEMO_PORT=7860]
 demo: env tiny

@@ -23,7 +23,12 @@ def main(argv=None) -> int:
         help="build everything again in a new cache folder (else a build already in the cache is reused)",
     )
     notebooks = commands.add_parser("notebooks", help="execute every notebook; executed copies and HTML go to --out")
-    notebooks.add_argument("--out", type=Path, default=Path("build/notebooks"))
+    notebooks.add_argument(
+        "--out", type=Path, help="default: build/notebooks, or build/notebooks/zh for the Chinese edition"
+    )
+    notebooks.add_argument(
+        "--lang", choices=("en", "zh"), help="the edition to run (default: COURSE_LANG's, else English)"
+    )
     notebooks.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     notebooks.add_argument(
         "--as-student",
@@ -74,13 +79,16 @@ def main(argv=None) -> int:
             report = rebuild(cache, publish_to=SHIPPED_DIR if args.publish else None)
             print(json.dumps(report, indent=1))
         elif args.command == "notebooks":
+            from .i18n import language
             from .notebooks import build_notebooks
 
-            runs = build_notebooks(args.out, timeout=args.timeout, solutions=not args.as_student)
+            lang = args.lang or language()
+            out = args.out or Path("build/notebooks") / ("zh" if lang == "zh" else "")
+            runs = build_notebooks(out, timeout=args.timeout, solutions=not args.as_student, lang=lang)
             failed = [run for run in runs if not run.ok]
             for run in failed:
                 print(f"\n{run.path.name} failed:\n{run.error}", file=sys.stderr)
-            print(f"{len(runs) - len(failed)} of {len(runs)} notebooks ran; executed copies and HTML in {args.out}")
+            print(f"{len(runs) - len(failed)} of {len(runs)} notebooks ran; executed copies and HTML in {out}")
             return 1 if failed else 0
         elif args.command == "translations":
             from .lessons import LESSONS

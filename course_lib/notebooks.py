@@ -172,13 +172,16 @@ def build_notebooks(
     html: bool = True,
     timeout: int = 600,
     solutions: bool = True,
+    lang: str = "en",
 ) -> List[NotebookRun]:
-    """Execute notebooks, writing executed copies (and HTML) to out_dir; failures are kept, not raised.
-    By default with the exercises' solutions filled in: a teacher's dry run proves every check passes."""
+    """Execute notebooks (by default every lesson of the edition `lang`: notebooks, or notebooks/zh for "zh"),
+    writing executed copies (and HTML) to out_dir; failures are kept, not raised. By default with the exercises'
+    solutions filled in: a teacher's dry run proves every check passes."""
     from nbconvert import HTMLExporter
 
     out_dir = Path(out_dir)
-    sources = list(notebooks or sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")))
+    edition = NOTEBOOK_DIR / "zh" if lang == "zh" else NOTEBOOK_DIR
+    sources = list(notebooks or sorted(edition.glob("[0-9][0-9]_*.ipynb")))
     clashes = sorted({str(path) for path in sources if (out_dir / Path(path).name).resolve() == Path(path).resolve()})
     if out_dir.resolve() == NOTEBOOK_DIR.resolve() or clashes:
         raise ValueError(
