@@ -24,12 +24,14 @@ What (the projector, or connector, between vision width and LLM width):
 Parameter counts at real sizes are computed on torch's meta device: shapes only, no memory.
 """
 
+import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
+from .i18n import later, tr
 from .internvl_format import (
     IMAGE_TAG,
     INTERNLM2_CHAT,
@@ -231,7 +233,7 @@ class ConnectorSpec:
 
 # Each connector at the sizes of the model that made it known.
 MINIGPT4, LLAVA, LLAVA15, INTERNVL2, BLIP2 = (
-    "MiniGPT-4 Linear (Q-Former frozen)",
+    later("MiniGPT-4 Linear (Q-Former frozen)"),  # shown in the lesson's language by the plot
     "LLaVA Linear",
     "LLaVA-1.5 MLP",
     "InternVL2-2B mlp1",
@@ -268,25 +270,25 @@ def connector_parameter_counts(llm_hidden: Optional[int] = None, vision_hidden: 
 
 
 def plot_connector_parameters(
-    counts: Optional[Dict[str, int]] = None, title: str = "Trainable parameters of the connector"
+    counts: Optional[Dict[str, int]] = None, title: str = later("Trainable parameters of the connector")
 ):
     """Horizontal bars in millions on a log scale: the Q-Former towers over every MLP."""
     from .plots import bar_chart
 
     counts = counts or connector_parameter_counts()
     return bar_chart(
-        {name: count / 1e6 for name, count in counts.items()},
-        title,
+        {tr(name): count / 1e6 for name, count in counts.items()},
+        tr(title),
         unit="M",
         log=True,
         colors=["#C44E52" if name == BLIP2 else "#4C72B0" for name in counts],
-        xlabel="millions of trainable parameters (log scale)",
+        xlabel=tr("millions of trainable parameters (log scale)"),
         number_format="{:,.2f}",
     )
 
 
 def plot_layouts(
-    layouts: Dict[str, Sequence[str]], title: str = "What each position of the LLM input holds", every: int = 1
+    layouts: Dict[str, Sequence[str]], title: str = later("What each position of the LLM input holds"), every: int = 1
 ):
     """One coloured strip per connection style: which positions are text and which are which image.
 
@@ -310,17 +312,29 @@ def plot_layouts(
     ax.set_ylim(-len(layouts) + 0.4, 0.6)
     ax.set_yticks([-row for row in range(len(layouts))], list(layouts))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{int(x * every)}"))
-    ax.set_xlabel("position in the sequence the LLM reads" + (f" (one square per {every})" if every > 1 else ""))
+    ax.set_xlabel(
+        tr("position in the sequence the LLM reads (one square per {every})", every=every)
+        if every > 1
+        else tr("position in the sequence the LLM reads")
+    )
     ax.spines[["top", "right", "left"]].set_visible(False)
     ax.legend(
-        handles=[Patch(fc=colour, ec="#888888", label=kind) for kind, colour in palette.items()],
+        handles=[Patch(fc=colour, ec="#888888", label=_kind_word(kind)) for kind, colour in palette.items()],
         loc="center left",
         bbox_to_anchor=(1.01, 0.5),
         frameon=False,
     )
-    ax.set_title(title)
+    ax.set_title(tr(title))
     fig.tight_layout()
     return fig
+
+
+def _kind_word(kind: str) -> str:
+    """A layout label ('text', 'image 2', 'image ?') as the legend shows it, in the lesson's language."""
+    image = re.fullmatch(r"image (\d+|\?)", kind)
+    if image:
+        return tr("image {n}", n=image.group(1))
+    return tr("text") if kind == "text" else kind
 
 
 # ---- new special tokens vs placeholders (Qwen-VL vs MiniGPT4Qwen) ----------------------------------

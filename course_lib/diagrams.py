@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 from . import internvl2_2b
+from .i18n import later, tr
 
 # InternVL2-2B's config.json, the fields the diagram shows.
 INTERNVL2_2B = dict(
@@ -54,38 +55,63 @@ def internvl2_blocks(sizes: Dict[str, float]) -> List[Block]:
     folded = int(width / sizes["downsample_ratio"] ** 2)
     tokens = int(patches * sizes["downsample_ratio"] ** 2)
     return [
-        Block("picture -> tiles", "input", f"n x 3 x {sizes['image_size']}²"),
-        Block(f"InternViT\n{sizes['vision_layers']} layers, {width} wide", "vision", f"n x {patches} x {width}"),
-        Block(f"pixel shuffle {sizes['downsample_ratio']}", "connector", f"n x {tokens} x {folded}"),
+        Block(tr("picture -> tiles"), "input", f"n x 3 x {sizes['image_size']}²"),
+        Block(
+            tr("{name}\n{layers} layers, {width} wide", name="InternViT", layers=sizes["vision_layers"], width=width),
+            "vision",
+            f"n x {patches} x {width}",
+        ),
+        Block(tr("pixel shuffle {ratio}", ratio=sizes["downsample_ratio"]), "connector", f"n x {tokens} x {folded}"),
         Block(f"mlp1\n{folded} -> {sizes['llm_hidden']}", "connector", f"n x {tokens} x {sizes['llm_hidden']}"),
         Block(
-            f"InternLM2\n{sizes['llm_layers']} layers, {sizes['llm_hidden']} wide",
+            tr(
+                "{name}\n{layers} layers, {width} wide",
+                name="InternLM2",
+                layers=sizes["llm_layers"],
+                width=sizes["llm_hidden"],
+            ),
             "llm",
-            "<IMG_CONTEXT> rows, then text",
+            tr("<IMG_CONTEXT> rows, then text"),
         ),
     ]
 
 
 def blip2_blocks() -> List[Block]:
     return [
-        Block("picture", "input", "3 x 224²"),
-        Block("EVA ViT-g/14 (frozen)\n39 layers, 1408 wide", "vision", "257 x 1408"),
-        Block("Q-Former\n32 queries, 12 layers", "connector", "32 x 768"),
+        Block(tr("picture"), "input", "3 x 224²"),
+        Block(
+            tr("{name} (frozen)\n{layers} layers, {width} wide", name="EVA ViT-g/14", layers=39, width=1408),
+            "vision",
+            "257 x 1408",
+        ),
+        Block(tr("Q-Former\n{queries} queries, {layers} layers", queries=32, layers=12), "connector", "32 x 768"),
         Block("Linear\n768 -> 2560", "connector", "32 x 2560"),
-        Block("OPT-2.7B (frozen)\n32 layers, 2560 wide", "llm", "32-token prefix, then text"),
+        Block(
+            tr("{name} (frozen)\n{layers} layers, {width} wide", name="OPT-2.7B", layers=32, width=2560),
+            "llm",
+            tr("{n}-token prefix, then text", n=32),
+        ),
     ]
 
 
 def llava15_blocks() -> List[Block]:
     return [
-        Block("picture", "input", "3 x 336²"),
-        Block("CLIP ViT-L/14-336\n24 layers, 1024 wide", "vision", "576 x 1024"),
-        Block("MLP (2 layers, GELU)\n1024 -> 4096", "connector", "576 x 4096"),
-        Block("Vicuna-7B\n32 layers, 4096 wide", "llm", "576 <image> rows, then text"),
+        Block(tr("picture"), "input", "3 x 336²"),
+        Block(
+            tr("{name}\n{layers} layers, {width} wide", name="CLIP ViT-L/14-336", layers=24, width=1024),
+            "vision",
+            "576 x 1024",
+        ),
+        Block(tr("MLP (2 layers, GELU)\n{sizes}", sizes="1024 -> 4096"), "connector", "576 x 4096"),
+        Block(
+            tr("{name}\n{layers} layers, {width} wide", name="Vicuna-7B", layers=32, width=4096),
+            "llm",
+            tr("{n} <image> rows, then text", n=576),
+        ),
     ]
 
 
-TINY_ROW = "tiny InternVL2 (the course model)"
+TINY_ROW = later("tiny InternVL2 (the course model)")
 
 
 def architecture_rows(model_config, model_name: str = TINY_ROW) -> Dict[str, List[Block]]:
@@ -99,7 +125,9 @@ def architecture_rows(model_config, model_name: str = TINY_ROW) -> Dict[str, Lis
 
 
 def plot_architectures(
-    model_config, model_name: str = TINY_ROW, title: str = "Picture -> vision encoder -> connector -> language model"
+    model_config,
+    model_name: str = TINY_ROW,
+    title: str = later("Picture -> vision encoder -> connector -> language model"),
 ):
     """One row per architecture: coloured blocks (vision, connector, language model), each with its output."""
     import matplotlib.pyplot as plt
@@ -110,7 +138,7 @@ def plot_architectures(
     step, width, height = 2.6, 2.2, 0.9
     for row, (name, blocks) in enumerate(rows.items()):
         y = -row * 2.0
-        ax.text(-0.2, y + height / 2, name, ha="right", va="center", fontsize=10)
+        ax.text(-0.2, y + height / 2, tr(name), ha="right", va="center", fontsize=10)
         for column, block in enumerate(blocks):
             x = column * step
             ax.add_patch(
@@ -136,14 +164,15 @@ def plot_architectures(
     ax.set_xlim(-4.2, 5 * step)
     ax.set_ylim(-2.0 * (len(rows) - 1) - 0.6, height + 0.3)
     ax.axis("off")
-    ax.set_title(title)
+    ax.set_title(tr(title))
     fig.tight_layout()
     return fig
 
 
 # ---- what each training stage trains ---------------------------------------------------------------
-PARTS = ("vision encoder", "connector", "language model")
-STATE_COLOURS = {"frozen": "#D9D9D9", "trained": "#C44E52", "LoRA": "#EEA0A0"}
+# Marked with later(): the figures show them in the lesson's language, the data keep the English.
+PARTS = (later("vision encoder"), later("connector"), later("language model"))
+STATE_COLOURS = {later("frozen"): "#D9D9D9", later("trained"): "#C44E52", "LoRA": "#EEA0A0"}
 
 
 @dataclass(frozen=True)
@@ -156,29 +185,49 @@ class Stage:
 
 # From the papers (BLIP-2 section 3, MiniGPT-4 section 3, LLaVA-1.5 section 3) and the lecture (InternVL2).
 TRAINING_STAGES = (
-    Stage("BLIP-2", "1 representation", "129 M image-text pairs", ("frozen", "trained", "frozen")),
-    Stage("BLIP-2", "2 generation", "the same pairs, through the LLM", ("frozen", "trained", "frozen")),
-    Stage("MiniGPT-4", "1 pre-training", "about 5 M image-text pairs", ("frozen", "trained", "frozen")),
+    Stage("BLIP-2", later("1 representation"), later("129 M image-text pairs"), ("frozen", "trained", "frozen")),
+    Stage(
+        "BLIP-2",
+        later("2 generation"),
+        later("the same pairs, through the LLM"),
+        ("frozen", "trained", "frozen"),
+    ),
+    Stage("MiniGPT-4", later("1 pre-training"), later("about 5 M image-text pairs"), ("frozen", "trained", "frozen")),
     Stage(
         "MiniGPT-4",
-        "2 fine-tuning",
-        "3,500 curated pairs, ###Human: ... ###Assistant:",
+        later("2 fine-tuning"),
+        later("3,500 curated pairs, ###Human: ... ###Assistant:"),
         ("frozen", "trained", "frozen"),
     ),
-    Stage("LLaVA-1.5", "1 alignment", "558 K captioned pictures", ("frozen", "trained", "frozen")),
-    Stage("LLaVA-1.5", "2 instruction tuning", "665 K visual instructions", ("frozen", "trained", "trained")),
+    Stage("LLaVA-1.5", later("1 alignment"), later("558 K captioned pictures"), ("frozen", "trained", "frozen")),
+    Stage(
+        "LLaVA-1.5",
+        later("2 instruction tuning"),
+        later("665 K visual instructions"),
+        ("frozen", "trained", "trained"),
+    ),
     Stage(
         "InternVL2",
-        "1 pre-training",
-        "image-text pairs: MLP only (InternVL 1.5 trained ViT + MLP)",
+        later("1 pre-training"),
+        later("image-text pairs: MLP only (InternVL 1.5 trained ViT + MLP)"),
         ("frozen", "trained", "frozen"),
     ),
-    Stage("InternVL2", "2 instruction tuning", "visual instructions: every module", ("trained", "trained", "trained")),
-    Stage("this course", "fine-tune (XTuner)", "food VQA: mlp1 and LoRA on the LLM", ("frozen", "trained", "LoRA")),
+    Stage(
+        "InternVL2",
+        later("2 instruction tuning"),
+        later("visual instructions: every module"),
+        ("trained", "trained", "trained"),
+    ),
+    Stage(
+        later("this course"),
+        later("fine-tune (XTuner)"),
+        later("food VQA: mlp1 and LoRA on the LLM"),
+        ("frozen", "trained", "LoRA"),
+    ),
 )
 
 
-def plot_training_stages(stages=TRAINING_STAGES, title: str = "What each training stage changes"):
+def plot_training_stages(stages=TRAINING_STAGES, title: str = later("What each training stage changes")):
     """A grid: one row per stage, one column per part, coloured frozen / trained / LoRA, with the data beside."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch, Rectangle
@@ -186,15 +235,16 @@ def plot_training_stages(stages=TRAINING_STAGES, title: str = "What each trainin
     fig, ax = plt.subplots(figsize=(12, 0.45 * len(stages) + 1.4))
     for row, stage in enumerate(stages):
         y = len(stages) - 1 - row
-        ax.text(-0.1, y + 0.5, f"{stage.model}, stage {stage.stage}", ha="right", va="center", fontsize=9)
+        name = tr("{model}, stage {stage}", model=tr(stage.model), stage=tr(stage.stage))
+        ax.text(-0.1, y + 0.5, name, ha="right", va="center", fontsize=9)
         for column, state in enumerate(stage.parts):
             ax.add_patch(Rectangle((column, y + 0.08), 0.94, 0.84, facecolor=STATE_COLOURS[state], edgecolor="white"))
-            ax.text(column + 0.47, y + 0.5, state, ha="center", va="center", fontsize=8)
-        ax.text(3.1, y + 0.5, stage.data, ha="left", va="center", fontsize=8.5, color="#333333")
+            ax.text(column + 0.47, y + 0.5, tr(state), ha="center", va="center", fontsize=8)
+        ax.text(3.1, y + 0.5, tr(stage.data), ha="left", va="center", fontsize=8.5, color="#333333")
     for column, part in enumerate(PARTS):
-        ax.text(column + 0.47, len(stages) + 0.25, part, ha="center", va="bottom", fontsize=9)
+        ax.text(column + 0.47, len(stages) + 0.25, tr(part), ha="center", va="bottom", fontsize=9)
     ax.legend(
-        handles=[Patch(facecolor=c, label=s) for s, c in STATE_COLOURS.items()],
+        handles=[Patch(facecolor=c, label=tr(s)) for s, c in STATE_COLOURS.items()],
         loc="lower right",
         bbox_to_anchor=(1.0, -0.12 - 0.3 / len(stages)),
         ncol=3,
@@ -204,7 +254,7 @@ def plot_training_stages(stages=TRAINING_STAGES, title: str = "What each trainin
     ax.set_xlim(-3.2, 7.5)
     ax.set_ylim(-0.2, len(stages) + 0.9)
     ax.axis("off")
-    ax.set_title(title)
+    ax.set_title(tr(title))
     fig.tight_layout()
     return fig
 
@@ -221,7 +271,7 @@ INTERNVIT = {
 }
 
 
-def plot_internvit(patch_size: int = 14, title: str = "InternViT: layers kept, and patches per picture"):
+def plot_internvit(patch_size: int = 14, title: str = later("InternViT: layers kept, and patches per picture")):
     """Left: each encoder's layers, the ones InternVL 1.2 dropped in grey. Right: patches per picture at 224 vs
     448 px."""
     import matplotlib.pyplot as plt
@@ -234,7 +284,14 @@ def plot_internvit(patch_size: int = 14, title: str = "InternViT: layers kept, a
         left.text(
             -1,
             y,
-            f"{name}: {spec['kept']} of {spec['layers']} layers, {spec['width']} wide, {spec['image_size']} px",
+            tr(
+                "{name}: {kept} of {layers} layers, {width} wide, {size} px",
+                name=name,
+                kept=spec["kept"],
+                layers=spec["layers"],
+                width=spec["width"],
+                size=spec["image_size"],
+            ),
             ha="right",
             va="center",
             fontsize=8.5,
@@ -242,7 +299,7 @@ def plot_internvit(patch_size: int = 14, title: str = "InternViT: layers kept, a
     left.set_xlim(-40, 49)
     left.set_xticks([0, 12, 24, 36, 48])
     left.set_yticks([])
-    left.set_xlabel("layer (grey: cut off, the features of layer 45 are the ones used)")
+    left.set_xlabel(tr("layer (grey: cut off, the features of layer 45 are the ones used)"))
     for side in ("top", "right", "left"):
         left.spines[side].set_visible(False)
     sizes = sorted({spec["image_size"] for spec in INTERNVIT.values()})
@@ -252,7 +309,7 @@ def plot_internvit(patch_size: int = 14, title: str = "InternViT: layers kept, a
         right.text(index, count, f"{count}", ha="center", va="bottom", fontsize=9)
     right.set_ylim(0, max(patches) * 1.18)  # room for the number above the tallest bar
     right.spines[["top", "right"]].set_visible(False)
-    right.set_ylabel(f"patches ({patch_size}x{patch_size} px)")
-    fig.suptitle(title)
+    right.set_ylabel(tr("patches ({size}x{size} px)", size=patch_size))
+    fig.suptitle(tr(title))
     fig.tight_layout()
     return fig

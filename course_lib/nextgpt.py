@@ -22,6 +22,8 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
+from .i18n import tr
+
 # NExT-GPT's config: signal tokens per modality, and the decoder each one drives.
 SIGNAL_TOKENS = {"image": 4, "audio": 8, "video": 24}
 SIGNAL_PREFIX = {"image": "IMG", "audio": "AUD", "video": "VID"}
@@ -72,25 +74,26 @@ def draw_pipeline():
         )
 
     rows = {"image": 3.95, "audio": 2.35, "video": 0.75}
-    inputs = {m: box(0.1, y, 1.2, 0.8, m, DATA) for m, y in rows.items()}
-    text_in = box(0.1, 4.9, 1.2, 0.55, "text", DATA)
-    encoder = box(1.7, 0.75, 1.6, 4.0, "ImageBind\nencoders\n(one per\nmodality)", FROZEN)
-    in_proj = box(3.7, 0.75, 1.3, 4.0, "input\nprojection\n(Linear)", TRAINED)
-    llm = box(5.4, 0.75, 1.7, 4.7, "LLM\n(Vicuna-7B)\n\nreads text +\nprojected\nfeatures", FROZEN, 10)
+    words = {"image": tr("image"), "audio": tr("audio"), "video": tr("video")}
+    inputs = {m: box(0.1, y, 1.2, 0.8, words[m], DATA) for m, y in rows.items()}
+    text_in = box(0.1, 4.9, 1.2, 0.55, tr("text"), DATA)
+    encoder = box(1.7, 0.75, 1.6, 4.0, tr("ImageBind\nencoders\n(one per\nmodality)"), FROZEN)
+    in_proj = box(3.7, 0.75, 1.3, 4.0, tr("input\nprojection\n(Linear)"), TRAINED)
+    llm = box(5.4, 0.75, 1.7, 4.7, tr("LLM\n(Vicuna-7B)\n\nreads text +\nprojected\nfeatures"), FROZEN, 10)
     for m in rows:
         arrow(inputs[m], encoder)
     arrow(encoder, in_proj)
     arrow(in_proj, llm)
     arrow(text_in, llm)
 
-    text_out = box(7.5, 4.9, 1.7, 0.55, "text answer", DATA)
+    text_out = box(7.5, 4.9, 1.7, 0.55, tr("text answer"), DATA)
     arrow(llm, text_out)
     for m, y in rows.items():
         names = signal_token_names(m)
-        label = f"{names[0]}..{names[-1]}\n({len(names)} signal tokens)"
+        label = tr("{first}..{last}\n({n} signal tokens)", first=names[0], last=names[-1], n=len(names))
         signal = box(7.5, y, 1.7, 0.8, label, DATA, 8)
-        out_proj = box(9.5, y, 1.4, 0.8, "output projection\n(Transformer)", TRAINED, 8)
-        decoder = box(11.2, y, 1.9, 0.8, f"{DECODERS[m]}\n-> {m}", FROZEN, 8.5)
+        out_proj = box(9.5, y, 1.4, 0.8, tr("output projection\n(Transformer)"), TRAINED, 8)
+        decoder = box(11.2, y, 1.9, 0.8, f"{DECODERS[m]}\n-> {words[m]}", FROZEN, 8.5)
         arrow(llm, signal)
         arrow(signal, out_proj)
         arrow(out_proj, decoder)
@@ -98,25 +101,27 @@ def draw_pipeline():
     ax.text(
         0.1,
         0.05,
-        "Stage 1 trains the input projection (encoding side).  Stage 2 trains the output projections "
-        "(decoding side: MSE to each decoder's own caption embeddings).\nStage 3 instruction-tunes the LLM "
-        "(LoRA) together with both projections.",
+        tr(
+            "Stage 1 trains the input projection (encoding side).  Stage 2 trains the output projections "
+            "(decoding side: MSE to each decoder's own caption embeddings).\nStage 3 instruction-tunes the LLM "
+            "(LoRA) together with both projections."
+        ),
         fontsize=8.5,
         color="#333333",
         va="bottom",
     )
     ax.legend(
         handles=[
-            Patch(fc=FROZEN, ec="#555555", label="frozen"),
-            Patch(fc=TRAINED, ec="#555555", label="trained"),
-            Patch(fc=DATA, ec="#555555", label="data / tokens"),
+            Patch(fc=FROZEN, ec="#555555", label=tr("frozen")),
+            Patch(fc=TRAINED, ec="#555555", label=tr("trained")),
+            Patch(fc=DATA, ec="#555555", label=tr("data / tokens")),
         ],
         loc="upper right",
         ncol=3,
         frameon=False,
         fontsize=9,
     )
-    ax.set_title("NExT-GPT: any-to-any through an LLM", fontsize=12, loc="left")
+    ax.set_title(tr("NExT-GPT: any-to-any through an LLM"), fontsize=12, loc="left")
     fig.tight_layout()
     return fig
 
@@ -269,9 +274,11 @@ def plot_alignment(run: AlignmentRun):
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.plot(range(1, len(run.losses) + 1), run.losses, color="#DD8452")
     ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("MSE to caption embeddings")
-    ax.set_title(f"Decoding-side alignment: loss {run.losses[0]:.3g} -> {run.losses[-1]:.3g}")
+    ax.set_xlabel(tr("step"))
+    ax.set_ylabel(tr("MSE to caption embeddings"))
+    ax.set_title(
+        tr("Decoding-side alignment: loss {first:.3g} -> {last:.3g}", first=run.losses[0], last=run.losses[-1])
+    )
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
+from .i18n import tr
+
 
 def pixel_shuffle(x: torch.Tensor, scale_factor: float = 0.5, ps_version: str = "v2") -> torch.Tensor:
     """(N, rows, cols, C) -> (N, rows*s, cols*s, C/s^2), the same reshapes as InternVL2's model code."""
@@ -76,20 +78,20 @@ def draw_pixel_shuffle(side: int = 4, ps_version: str = "v2"):
                 right.text(
                     col + 0.5,
                     y + 0.5 / len(ids),
-                    f"channel block {k}: patch {index}",
+                    tr("channel block {k}: patch {index}", k=k, index=index),
                     ha="center",
                     va="center",
                     fontsize=8,
                 )
     for ax, size, title in (
-        (left, side, f"{side * side} patch tokens (C channels each)"),
-        (right, half, f"{half * half} tokens after pixel shuffle (4C channels each)"),
+        (left, side, tr("{n} patch tokens (C channels each)", n=side * side)),
+        (right, half, tr("{n} tokens after pixel shuffle (4C channels each)", n=half * half)),
     ):
         ax.set_xlim(0, size)
         ax.set_ylim(0, size)
         ax.set_aspect("equal")
         ax.axis("off")
         ax.set_title(title, fontsize=11)
-    fig.suptitle(f"Pixel shuffle at scale 0.5 (ps_version {ps_version})")
+    fig.suptitle(tr("Pixel shuffle at scale 0.5 (ps_version {version})", version=ps_version))
     fig.tight_layout()
     return fig

@@ -6,6 +6,8 @@ from typing import Dict, Optional, Sequence
 
 import matplotlib.pyplot as plt
 
+from .i18n import tr
+
 
 def show_tiles(tiles: Sequence, title: str = "", thumbnail: bool = False):
     """Tiles in a row; the last one is labelled as the thumbnail when thumbnail=True."""
@@ -17,7 +19,7 @@ def show_tiles(tiles: Sequence, title: str = "", thumbnail: bool = False):
         if index < len(tiles):
             ax.imshow(tiles[index])
             is_thumb = thumbnail and index == len(tiles) - 1
-            ax.set_title("thumbnail" if is_thumb else f"tile {index + 1}", fontsize=9)
+            ax.set_title(tr("thumbnail") if is_thumb else tr("tile {n}", n=index + 1), fontsize=9)
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -9,6 +9,7 @@ import math
 import re
 from typing import Optional, Sequence
 
+from .i18n import later, tr
 from .probes import COLOURS, COUNTS
 from .tables import Table, percent
 
@@ -138,7 +139,7 @@ def pope_table(result, title: str = "") -> Table:
     return table
 
 
-def probe_summary(before, after, labels: Sequence[str] = ("before", "after")) -> Table:
+def probe_summary(before, after, labels: Sequence[str] = (later("before"), later("after"))) -> Table:
     """The probes' headline figures side by side: yes/no accuracy and yes share per group, and the shapes'
     colour and count accuracy (general ability)."""
 
@@ -160,8 +161,21 @@ def probe_summary(before, after, labels: Sequence[str] = ("before", "after")) ->
     return Table(
         {name: {labels[0]: first[name], labels[1]: second.get(name, math.nan)} for name in first},
         [(labels[0], lambda r, k=labels[0]: percent(r[k])), (labels[1], lambda r, k=labels[1]: percent(r[k]))],
-        "General ability and hallucination probes",
+        later("General ability and hallucination probes"),
     )
+
+
+def _figure_label(name: str) -> str:
+    """A row of probe_summary's table (its English name) as the plot shows it, in the lesson's language."""
+    for group, word in (("base", tr("base")), ("new", tr("new"))):
+        if name == f"yes/no accuracy, {group} dishes":
+            return tr("yes/no accuracy, {group} dishes", group=word)
+        if name == f"said yes, {group} dishes (50% is right)":
+            return tr("said yes, {group} dishes (50% is right)", group=word)
+    for kind, word in (("colour", tr("colour")), ("count", tr("count"))):
+        if name == f"shapes: {kind}":
+            return tr("shapes: {kind}", kind=word)
+    return name
 
 
 def plot_probe_summary(table: Table):
@@ -175,14 +189,14 @@ def plot_probe_summary(table: Table):
     height = 0.8 / len(labels)
     for index, label in enumerate(labels):
         values = [100 * table[name][label] for name in names]
-        bars = ax.barh([y + index * height for y in range(len(names))], values, height, label=label)
+        bars = ax.barh([y + index * height for y in range(len(names))], values, height, label=tr(label))
         ax.bar_label(bars, fmt="%.0f%%", fontsize=8, padding=2)
-    ax.set_yticks([y + height * (len(labels) - 1) / 2 for y in range(len(names))], names)
+    ax.set_yticks([y + height * (len(labels) - 1) / 2 for y in range(len(names))], [_figure_label(n) for n in names])
     ax.invert_yaxis()
     ax.axvline(50, color="grey", linestyle="--", linewidth=0.8)
     ax.set_xlim(0, 110)
     ax.set_xlabel("%")
-    ax.set_title(table.title)
+    ax.set_title(tr(table.title))
     ax.legend(loc="lower right")
     fig.tight_layout()
     return fig

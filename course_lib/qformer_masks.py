@@ -31,10 +31,12 @@ from typing import Dict, NamedTuple, Optional, Sequence
 import torch
 from torch import nn
 
+from .i18n import later, tr
+
 TASKS = {
-    "ITC": "image-text contrastive (unimodal)",
-    "ITM": "image-text matching (bidirectional)",
-    "ITG": "image-grounded text generation (causal text)",
+    "ITC": later("image-text contrastive (unimodal)"),
+    "ITM": later("image-text matching (bidirectional)"),
+    "ITG": later("image-grounded text generation (causal text)"),
 }
 
 
@@ -123,22 +125,23 @@ def plot_masks(num_queries: int, text_length: int, masks: Optional[Dict[str, tor
         for edge in (ax.axvline, ax.axhline):  # the query | text border
             edge(num_queries - 0.5, color="#C44E52", linewidth=2)
         centers = [(num_queries - 1) / 2, num_queries + (text_length - 1) / 2]
-        labels = [f"queries\n(Q={num_queries})", f"text\n(T={text_length})"]
+        labels = [tr("queries\n(Q={n})", n=num_queries), tr("text\n(T={n})", n=text_length)]
         ax.set_xticks(centers, labels)
         ax.set_yticks(centers, labels, rotation=90, va="center")
-        ax.set_xlabel("attended-to position (column)")
-        ax.set_ylabel("attending position (row)")
-        ax.set_title(f"{task}\n{TASKS.get(task, '')}", fontsize=10)
+        ax.set_xlabel(tr("attended-to position (column)"))
+        ax.set_ylabel(tr("attending position (row)"))
+        description = TASKS.get(task, "")
+        ax.set_title(f"{task}\n{tr(description)}", fontsize=10)
     fig.legend(
         handles=[
-            Patch(color=CAN_ATTEND, label="can attend"),
-            Patch(facecolor=BLOCKED, edgecolor="grey", label="masked"),
+            Patch(color=CAN_ATTEND, label=tr("can attend")),
+            Patch(facecolor=BLOCKED, edgecolor="grey", label=tr("masked")),
         ],
         loc="upper right",
         ncol=2,
         frameon=False,
     )
-    fig.suptitle("BLIP-2 stage 1: Q-Former self-attention masks (row attends to column)", x=0.02, ha="left")
+    fig.suptitle(tr("BLIP-2 stage 1: Q-Former self-attention masks (row attends to column)"), x=0.02, ha="left")
     return fig
 
 
@@ -252,6 +255,12 @@ def fake_image_features(num_patches: int = 16, image_dim: int = 24, seed: int = 
 # ---------------------------------------------------------------- what moves when an input changes
 
 FLOW_COLUMNS = ("queries <- text", "earlier text <- later text", "text <- image")
+# The grid's column labels (each FLOW_COLUMNS entry with " <- " written out), shown in the lesson's language.
+FLOW_TICKS = (
+    later("queries\nchanges with\ntext"),
+    later("earlier text\nchanges with\nlater text"),
+    later("text\nchanges with\nimage"),
+)
 
 
 def _largest_change(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -313,11 +322,11 @@ def plot_information_flow(table: Dict[str, Dict[str, float]], tolerance: float =
     for row, task in enumerate(tasks):
         for col, column in enumerate(FLOW_COLUMNS):
             value = table[task][column]
-            text = f"moves\n{value:.2g}" if moved[row][col] else "no change"
+            text = tr("moves\n{value:.2g}", value=value) if moved[row][col] else tr("no change")
             ax.text(col, row, text, ha="center", va="center", fontsize=9, color="white" if moved[row][col] else "black")
-    ax.set_xticks(range(len(FLOW_COLUMNS)), [c.replace(" <- ", "\nchanges with\n") for c in FLOW_COLUMNS], fontsize=9)
+    ax.set_xticks(range(len(FLOW_COLUMNS)), [tr(tick) for tick in FLOW_TICKS], fontsize=9)
     ax.set_yticks(range(len(tasks)), tasks)
     ax.tick_params(length=0)
-    ax.set_title("Which outputs move when an input changes (max |change|)", fontsize=10)
+    ax.set_title(tr("Which outputs move when an input changes (max |change|)"), fontsize=10)
     fig.tight_layout()
     return fig

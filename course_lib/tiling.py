@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .i18n import tr
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MAX_PIXELS = 64_000_000  # refuse larger images (decompression bombs) before decoding them
@@ -241,14 +243,21 @@ def draw_readings(paths: Sequence[Union[str, Path]], max_num: int = 12):
     fig, axes = plt.subplots(2, len(paths), figsize=(2.6 * len(paths), 5.2), squeeze=False)
     for column, path in enumerate(paths):
         for row, (label, image) in enumerate(
-            (("plain convert('RGB')", plain_rgb(path)), ("kit: open_rgb", open_rgb(path)))
+            ((tr("plain convert('RGB')"), plain_rgb(path)), (tr("kit: open_rgb"), open_rgb(path)))
         ):
             grid = plan_tiles(*image.size, max_num=max_num).grid
             ax = axes[row][column]
             ax.imshow(image)
-            ax.set_title(
-                f"{Path(path).name}\n{label}: {image.size[0]}x{image.size[1]}, grid {grid[0]}x{grid[1]}", fontsize=8
+            title = tr(
+                "{name}\n{reading}: {width}x{height}, grid {columns}x{rows}",
+                name=Path(path).name,
+                reading=label,
+                width=image.size[0],
+                height=image.size[1],
+                columns=grid[0],
+                rows=grid[1],
             )
+            ax.set_title(title, fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
     fig.tight_layout()
@@ -344,15 +353,30 @@ def draw_tile_grid(
         axes[0].axvline(c * image_size, color="red", lw=2)
     for r in range(1, rows):
         axes[0].axhline(r * image_size, color="red", lw=2)
-    axes[0].set_title(f"{image.size[0]}x{image.size[1]} -> grid {columns}x{rows} of {image_size}-px tiles", fontsize=10)
+    axes[0].set_title(
+        tr(
+            "{width}x{height} -> grid {columns}x{rows} of {size}-px tiles",
+            width=image.size[0],
+            height=image.size[1],
+            columns=columns,
+            rows=rows,
+            size=image_size,
+        ),
+        fontsize=10,
+    )
     axes[1].imshow(image.resize((image_size, image_size), Image.BICUBIC))
-    axes[1].set_title("thumbnail" if plan.thumbnail else "(no thumbnail: one tile)", fontsize=10)
+    axes[1].set_title(tr("thumbnail") if plan.thumbnail else tr("(no thumbnail: one tile)"), fontsize=10)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(
-        f"{plan.tiles} tiles = {plan.image_tokens} image tokens = "
-        f"{plan.image_tokens / context_length:.0%} of an {context_length}-token context"
+        tr(
+            "{tiles} tiles = {tokens} image tokens = {share:.0%} of an {context}-token context",
+            tiles=plan.tiles,
+            tokens=plan.image_tokens,
+            share=plan.image_tokens / context_length,
+            context=context_length,
+        )
     )
     fig.tight_layout()
     return fig

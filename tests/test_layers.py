@@ -15,6 +15,8 @@ PACKAGE = REPO_ROOT / "course_lib"
 # Layer of each module, lowest first (a package's modules share its layer unless listed).
 LAYERS = {
     0: [
+        "i18n",
+        "zh",
         "internvl_format",
         "config",
         "builds",
@@ -34,6 +36,7 @@ LAYERS = {
     1: ["pixel_shuffle", "qformer_masks", "connectors", "nextgpt", "visionllm", "diagrams"],  # theory
     2: [
         "food_artwork",
+        "food_gallery",
         "kit_food_set",
         "foodieqa",
         "vqa_data",
@@ -44,7 +47,17 @@ LAYERS = {
         "asking",
     ],
     3: ["artefacts", "finetune", "serving", "course_model"],
-    4: ["__init__", "lessons", "exercises", "envcheck", "course_model_figures", "notebooks", "__main__"],
+    4: [
+        "__init__",
+        "lessons",
+        "exercises",
+        "envcheck",
+        "course_model_figures",
+        "translation",
+        "jupyter_lab",
+        "notebooks",
+        "__main__",
+    ],
 }
 THEORY = set(LAYERS[1])
 ENTRY_POINTS = {"__main__", "notebooks"}  # only the command line itself may import these

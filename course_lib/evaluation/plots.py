@@ -10,6 +10,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..fonts import cjk_font, font_family
+from ..i18n import later, tr
 from ..tiling import open_rgb
 from .before_after import dish_grid_items, fixed_and_broken
 from .parsing import _CJK, _CJK_RANGES, is_cjk, normalise
@@ -52,9 +53,9 @@ def displayable(text: str, dishes: Sequence[dict], cjk: Optional[bool] = None) -
 def plot_accuracy(
     before: EvalResult,
     after: Optional[EvalResult] = None,
-    labels: Sequence[str] = ("before", "after"),
+    labels: Sequence[str] = (later("before"), later("after")),
     by: Sequence[str] = GROUPING,
-    title: str = "Accuracy with 95% Wilson intervals",
+    title: str = later("Accuracy with 95% Wilson intervals"),
 ):
     """Bars of accuracy per group/split/kind with CI error bars; before and after side by side."""
     import matplotlib.pyplot as plt
@@ -75,7 +76,7 @@ def plot_accuracy(
                 # max(0, ...): at 0 or 100% the interval's end can land a rounding error past the estimate
                 errors[0].append(max(0.0, row["accuracy"] - row["ci_low"]))
                 errors[1].append(max(0.0, row["ci_high"] - row["accuracy"]))
-        ax.bar(xs, ys, width * 0.95, yerr=errors, capsize=3, color=color, label=label, ecolor="#333333")
+        ax.bar(xs, ys, width * 0.95, yerr=errors, capsize=3, color=color, label=tr(label), ecolor="#333333")
         for x, y in zip(xs, ys):
             ax.text(
                 x,
@@ -91,8 +92,8 @@ def plot_accuracy(
     ax.set_ylim(0, 1.16)  # room for the legend above 100 %
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
-    ax.set_ylabel("accuracy (unparsed = wrong)")
-    ax.set_title(title)
+    ax.set_ylabel(tr("accuracy (unparsed = wrong)"))
+    ax.set_title(tr(title))
     ax.spines[["top", "right"]].set_visible(False)
     if len(results) > 1:
         ax.legend(frameon=False, loc="upper right", ncol=2)
@@ -100,7 +101,9 @@ def plot_accuracy(
     return fig
 
 
-def plot_confusion(result: EvalResult, names: str = "auto", title: str = "True dish vs predicted dish", **filters):
+def plot_confusion(
+    result: EvalResult, names: str = "auto", title: str = later("True dish vs predicted dish"), **filters
+):
     """Heatmap of the dish confusion matrix with counts; the last column counts unparsed answers."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
@@ -112,7 +115,7 @@ def plot_confusion(result: EvalResult, names: str = "auto", title: str = "True d
         lang = _names_language(names)
 
         def label(d):
-            return d if d == UNPARSED else displayable(result.dish_name(d, lang), result.dishes)
+            return tr("unparsed") if d == UNPARSED else displayable(result.dish_name(d, lang), result.dishes)
 
         size = len(confusion.predicted)
         fig, ax = plt.subplots(figsize=(min(20, 2.5 + 0.55 * size), min(20, 2.0 + 0.5 * len(confusion.true))))
@@ -132,10 +135,10 @@ def plot_confusion(result: EvalResult, names: str = "auto", title: str = "True d
                     )
         ax.set_xticks(range(size), [label(d) for d in confusion.predicted], rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(confusion.true)), [label(d) for d in confusion.true], fontsize=8)
-        ax.set_xlabel("predicted (multiple choice: the chosen option)")
-        ax.set_ylabel("true dish")
-        ax.set_title(title)
-        colorbar = fig.colorbar(image, ax=ax, shrink=0.8, label="answers")
+        ax.set_xlabel(tr("predicted (multiple choice: the chosen option)"))
+        ax.set_ylabel(tr("true dish"))
+        ax.set_title(tr(title))
+        colorbar = fig.colorbar(image, ax=ax, shrink=0.8, label=tr("answers"))
         colorbar.locator = MaxNLocator(integer=True)
         colorbar.update_ticks()
         fig.tight_layout()
@@ -162,10 +165,12 @@ def _wrap(text: str, width: int) -> str:
 
 def _read_as(parsed: Optional[str], item: dict, result: EvalResult, cjk: bool) -> str:
     if parsed is None:
-        return "unparsed"
+        return tr("unparsed")
     if item["kind"] == "mc":
-        return f"read as {parsed}"
-    return f"read as {displayable(result.dish_name(parsed, 'zh' if cjk else 'en'), result.dishes, cjk)}"
+        return tr("read as {answer}", answer=parsed)
+    return tr(
+        "read as {answer}", answer=displayable(result.dish_name(parsed, "zh" if cjk else "en"), result.dishes, cjk)
+    )
 
 
 def plot_examples(before: EvalResult, after: EvalResult, dataset_root, limit: int = 4, names: str = "auto"):
@@ -181,7 +186,11 @@ def plot_examples(before: EvalResult, after: EvalResult, dataset_root, limit: in
             fig, ax = plt.subplots(figsize=(6, 1.2))
             ax.axis("off")
             ax.text(
-                0.5, 0.5, "no fixed or broken questions: before and after agree everywhere", ha="center", va="center"
+                0.5,
+                0.5,
+                tr("no fixed or broken questions: before and after agree everywhere"),
+                ha="center",
+                va="center",
             )
             return fig
         fig, axes = plt.subplots(
@@ -194,11 +203,17 @@ def plot_examples(before: EvalResult, after: EvalResult, dataset_root, limit: in
                 image_ax.imshow(open_rgb(root / item["image"]))
             except (OSError, ValueError) as error:
                 image_ax.text(
-                    0.5, 0.5, f"image not shown:\n{type(error).__name__}", ha="center", va="center", fontsize=8
+                    0.5,
+                    0.5,
+                    tr("image not shown:\n{error}", error=type(error).__name__),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
                 )
             name = before.dish_name(item["dish"], "zh" if cjk else "en")
+            word = tr("fixed") if status == "fixed" else tr("broken")
             image_ax.set_title(
-                f"{status}: {displayable(name, before.dishes, cjk)}",
+                tr("{status}: {dish}", status=word, dish=displayable(name, before.dishes, cjk)),
                 fontsize=10,
                 color="#2E7D32" if status == "fixed" else "#C62828",
             )
@@ -211,15 +226,23 @@ def plot_examples(before: EvalResult, after: EvalResult, dataset_root, limit: in
                 [
                     f"[{item['group']} / {item['split']} / {item['kind']} / {item['lang']}]  {item['id']}",
                     _wrap(displayable(item["question"], before.dishes, cjk), 70),
-                    f"expected: {displayable(expected, before.dishes, cjk)}",
+                    tr("expected: {answer}", answer=displayable(expected, before.dishes, cjk)),
                     _wrap(
-                        f"{mark_before} before: {displayable(item['before'], before.dishes, cjk) or '(empty)'}"
-                        f"  [{_read_as(item['before_parsed'], item, before, cjk)}]",
+                        tr(
+                            "{mark} before: {answer}  [{reading}]",
+                            mark=mark_before,
+                            answer=displayable(item["before"], before.dishes, cjk) or tr("(empty)"),
+                            reading=_read_as(item["before_parsed"], item, before, cjk),
+                        ),
                         70,
                     ),
                     _wrap(
-                        f"{mark_after} after: {displayable(item['after'], after.dishes, cjk) or '(empty)'}"
-                        f"  [{_read_as(item['after_parsed'], item, after, cjk)}]",
+                        tr(
+                            "{mark} after: {answer}  [{reading}]",
+                            mark=mark_after,
+                            answer=displayable(item["after"], after.dishes, cjk) or tr("(empty)"),
+                            reading=_read_as(item["after_parsed"], item, after, cjk),
+                        ),
                         70,
                     ),
                 ]
@@ -229,7 +252,7 @@ def plot_examples(before: EvalResult, after: EvalResult, dataset_root, limit: in
             fig.text(
                 0.01,
                 0.002,
-                "Chinese text shown as … (no CJK font installed); dish names in English",
+                tr("Chinese text shown as … (no CJK font installed); dish names in English"),
                 fontsize=7,
                 color="gray",
             )
@@ -237,7 +260,7 @@ def plot_examples(before: EvalResult, after: EvalResult, dataset_root, limit: in
     return fig
 
 
-SPLIT_WORDS = {"test": "held-out", "ood": "other-style (held-out)"}
+SPLIT_WORDS = {"test": later("held-out"), "ood": later("other-style (held-out)")}
 
 
 def plot_dish_grid(
@@ -278,17 +301,23 @@ def plot_dish_grid(
             try:
                 image_ax.imshow(open_rgb(root / shown_before["image"]))
             except (OSError, ValueError) as error:
-                image_ax.text(0.5, 0.5, f"image not shown:\n{type(error).__name__}", ha="center", va="center")
+                image_ax.text(
+                    0.5, 0.5, tr("image not shown:\n{error}", error=type(error).__name__), ha="center", va="center"
+                )
             names = f"{before.dish_name(item['dish'], 'zh')} ({before.dish_name(item['dish'], 'en')})"
             image_ax.set_title(displayable(names, before.dishes, cjk), fontsize=10)
             lines = [_wrap(displayable(shown_before["question"], before.dishes, cjk), 44)]
-            for label, row in (("before", shown_before), ("after", shown_after)):
+            for label, row in ((tr("before"), shown_before), (tr("after"), shown_after)):
                 mark = "✓" if row["correct"] else "✗"
-                lines.append(
-                    _wrap(f"{mark} {label}: {displayable(row['answer'], before.dishes, cjk) or '(empty)'}", 44)
-                )
+                answer = displayable(row["answer"], before.dishes, cjk) or tr("(empty)")
+                lines.append(_wrap(tr("{mark} {label}: {answer}", mark=mark, label=label, answer=answer), 44))
             text_ax.text(0, 1, "\n".join(lines), va="top", ha="left", fontsize=8.5, transform=text_ax.transAxes)
-            tally = f"all {item['n']} questions: before {item['before']}/{item['n']}, after {item['after']}/{item['n']}"
+            tally = tr(
+                "all {n} questions: before {before}/{n}, after {after}/{n}",
+                n=item["n"],
+                before=item["before"],
+                after=item["after"],
+            )
             share = item["after"] / item["n"]
             colour = "#2E7D32" if share >= 0.75 else ("#E65100" if share >= 0.5 else "#C62828")
             text_ax.text(
@@ -303,10 +332,19 @@ def plot_dish_grid(
                 transform=text_ax.transAxes,
             )
         n, right_before, right_after = (sum(item[key] for item in items) for key in ("n", "before", "after"))
+        split_words = SPLIT_WORDS.get(split, split)
         fig.suptitle(
-            f"{group} dishes, {SPLIT_WORDS.get(split, split)} pictures: {n} questions, right before "
-            f"{right_before}/{n}, after {right_after}/{n}\n(shown: each dish's first picture, the {lang} "
-            f"{'open' if kind == 'open' else 'multiple-choice'} question; ✓ right, ✗ wrong)",
+            tr(
+                "{group} dishes, {split} pictures: {n} questions, right before {before}/{n}, after {after}/{n}\n"
+                "(shown: each dish's first picture, the {lang} {kind} question; ✓ right, ✗ wrong)",
+                group={"base": tr("base"), "new": tr("new")}.get(group, group),
+                split=tr(split_words),
+                n=n,
+                before=right_before,
+                after=right_after,
+                lang={"zh": tr("zh"), "en": tr("en")}.get(lang, lang),
+                kind=tr("open") if kind == "open" else tr("multiple-choice"),
+            ),
             fontsize=11,
         )
         fig.tight_layout()

@@ -12,12 +12,14 @@ serves InternVL2-2B and the kit's tiny model.
 """
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Union
 
 from .. import internvl2_2b
 from ..connectors import internvl_mlp1, meta_count
+from ..i18n import later, tr
 
 GB = 1e9
 WEIGHT_BYTES, GRADIENT_BYTES, OPTIMIZER_BYTES = 2, 2, 12
@@ -223,23 +225,41 @@ def internvl2_2b_setups(r: int = 128) -> Dict[str, Dict[str, float]]:
     }
 
 
-def plot_memory(setups: Dict[str, Dict[str, float]] = None, title: str = "GPU memory before activations"):
+def _setup_label(name: str) -> str:
+    """A setup's name (internvl2_2b_setups' keys) as the plot shows it, in the lesson's language."""
+    lora = re.fullmatch(r"LoRA r=(\d+) \+ mlp1, 1 GPU", name)
+    if lora:
+        return tr("LoRA r={r} + mlp1, 1 GPU", r=lora.group(1))
+    full = {
+        "full fine-tune, 1 GPU": tr("full fine-tune, 1 GPU"),
+        "full fine-tune, 2 GPUs, ZeRO-2": tr("full fine-tune, 2 GPUs, ZeRO-2"),
+        "full fine-tune, 2 GPUs, ZeRO-3": tr("full fine-tune, 2 GPUs, ZeRO-3"),
+    }
+    return full.get(name, name)
+
+
+def plot_memory(setups: Dict[str, Dict[str, float]] = None, title: str = later("GPU memory before activations")):
     import matplotlib.pyplot as plt
 
     setups = setups or internvl2_2b_setups()
     fig, ax = plt.subplots(figsize=(9, 0.6 * len(setups) + 1.2))
     names = list(setups)
     left = [0.0] * len(names)
-    for part, colour in (("weights", "#4C72B0"), ("gradients", "#DD8452"), ("optimizer", "#C44E52")):
+    labels = [_setup_label(name) for name in names]
+    for part, word, colour in (
+        ("weights", tr("weights"), "#4C72B0"),
+        ("gradients", tr("gradients"), "#DD8452"),
+        ("optimizer", tr("optimizer"), "#C44E52"),
+    ):
         values = [setups[name][part] for name in names]
-        ax.barh(names, values, left=left, color=colour, label=part)
+        ax.barh(labels, values, left=left, color=colour, label=word)
         left = [a + b for a, b in zip(left, values)]
     for index, name in enumerate(names):
         ax.text(left[index], index, f" {setups[name]['total']:.1f} GB", va="center", fontsize=9)
     ax.invert_yaxis()
-    ax.set_xlabel("GB per GPU (activations come on top)")
+    ax.set_xlabel(tr("GB per GPU (activations come on top)"))
     ax.set_xlim(0, max(left) * 1.2)
     ax.legend(loc="lower right", frameon=False)
-    ax.set_title(title)
+    ax.set_title(tr(title))
     fig.tight_layout()
     return fig

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from ..config import REPO_ROOT
+from ..i18n import later, tr
 from ..kit_food_set.records import replay, shuffled
 from ..kit_food_set.spec import SPEC
 from ..tables import Table
@@ -271,6 +272,18 @@ def load(path: Path = SHIPPED) -> dict:
     return data
 
 
+def _setting_words(row: dict) -> str:
+    """row["changed"] (Setting.changed) in the lesson's language, for the plot's legend."""
+    words = {
+        "replay_share": lambda v: tr("replay {share}%", share=round(100 * v)),
+        "general_share": lambda v: tr("general {share}%", share=round(100 * v)),
+        "epochs": lambda v: tr("{n} epochs", n=v) if v > 1 else tr("{n} epoch", n=v),
+        "lora_r": lambda v: f"r={v}",
+    }
+    turned = Setting.of(row)._turned()
+    return ", ".join(words[k](v) for k, v in turned.items()) or tr("the lesson's run")
+
+
 def plot_sweep(data: dict, yours: Optional[List[dict]] = None):
     """New-dish accuracy against the three things a fine-tune can lose: base dishes, the shapes' colour and
     yes/no about base dishes. One point per setting (its marker says the knob it turns), a dashed line where the
@@ -278,14 +291,19 @@ def plot_sweep(data: dict, yours: Optional[List[dict]] = None):
     import matplotlib.pyplot as plt
 
     markers = {"none": "o", "replay_share": "s", "general_share": "D", "epochs": "^", "lora_r": "v", "several": "P"}
-    panels = [("base_dishes", "base dishes (replayed)"), ("colour", "shapes: colour"), ("yes_no_base", "yes/no, base")]
+    panels = [
+        ("base_dishes", later("base dishes (replayed)")),
+        ("colour", later("shapes: colour")),
+        ("yes_no_base", later("yes/no, base")),
+    ]
     rows, yours = list(data["rows"]), list(yours or [])
     lowest = min(r["new_dishes"] for r in rows + yours)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), sharey=True)
     colours = plt.get_cmap("tab10").colors
-    for ax, (key, title) in zip(axes, panels):
+    for ax, (key, panel) in zip(axes, panels):
+        title = tr(panel)
         ax.axvline(100 * data["before"][key], color="0.5", linestyle="--", linewidth=1)
-        ax.text(100 * data["before"][key], 101, " before", color="0.4", fontsize=8, va="bottom")
+        ax.text(100 * data["before"][key], 101, " " + tr("before"), color="0.4", fontsize=8, va="bottom")
         for index, r in enumerate(rows):
             knob = Setting.of(r).knob()
             ax.scatter(
@@ -295,7 +313,7 @@ def plot_sweep(data: dict, yours: Optional[List[dict]] = None):
                 s=55,
                 zorder=3,
                 color=colours[index % len(colours)],
-                label=r["changed"],
+                label=_setting_words(r),
                 edgecolors="white",
                 linewidths=0.5,
             )
@@ -307,18 +325,18 @@ def plot_sweep(data: dict, yours: Optional[List[dict]] = None):
                 s=110,
                 color="black",
                 zorder=4,
-                label=f"yours: {r['changed']}",
+                label=tr("yours: {setting}", setting=_setting_words(r)),
             )
         ax.set_xlim(-3, 103)
         ax.set_ylim(max(0, 100 * lowest - 10), 105)
-        ax.set_xlabel(f"{title}: accuracy %")
-        ax.set_title(f"new dishes vs {title}", fontsize=10)
+        ax.set_xlabel(tr("{panel}: accuracy %", panel=title))
+        ax.set_title(tr("new dishes vs {panel}", panel=title), fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("new dishes (held-out pictures): accuracy %")
+    axes[0].set_ylabel(tr("new dishes (held-out pictures): accuracy %"))
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8.5, frameon=False)
     fig.suptitle(
-        "What each setting learnt (up) and kept (right); the dashed line: the course model before", fontsize=11
+        tr("What each setting learnt (up) and kept (right); the dashed line: the course model before"), fontsize=11
     )
     fig.tight_layout(rect=(0, 0.1 if len(labels) <= 5 else 0.13, 1, 1))
     return fig

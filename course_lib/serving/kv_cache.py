@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .. import internvl2_2b
+from ..i18n import later, tr
 from .engine import Session
 
 GIB = 1024**3
@@ -116,9 +117,9 @@ def plot_cache_memory(
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1, 2.2]})
     estimate = cache_memory_estimate(gpu_gib, cache_max_entry_count=chosen, session_len=session_len, **model)
     parts = [
-        ("weights", estimate.weights_gib, "#8172B2"),
-        ("KV cache", estimate.cache_gib, "#4C72B0"),
-        ("left free", estimate.left_gib, "#CCCCCC"),
+        (tr("weights"), estimate.weights_gib, "#8172B2"),
+        (tr("KV cache"), estimate.cache_gib, "#4C72B0"),
+        (tr("left free"), estimate.left_gib, "#CCCCCC"),
     ]
     bottom = 0.0
     for name, size, color in parts:
@@ -128,7 +129,7 @@ def plot_cache_memory(
     left.set_xlim(-0.6, 0.6)
     left.set_xticks([])
     left.set_ylabel("GiB")
-    left.set_title(f"{gpu_gib:g} GiB GPU, cache_max_entry_count={chosen:g}", fontsize=10)
+    left.set_title(tr("{gpu:g} GiB GPU, cache_max_entry_count={chosen:g}", gpu=gpu_gib, chosen=chosen), fontsize=10)
     for policy, style in ((0, "-o"), (8, "-s"), (4, "-^")):
         sessions = [
             cache_memory_estimate(
@@ -136,12 +137,12 @@ def plot_cache_memory(
             ).sessions
             for r in ratios
         ]
-        label = {0: "bf16 KV (default)", 8: "--quant-policy 8 (int8 KV)", 4: "--quant-policy 4 (int4 KV)"}[policy]
+        label = {0: tr("bf16 KV (default)"), 8: "--quant-policy 8 (int8 KV)", 4: "--quant-policy 4 (int4 KV)"}[policy]
         right.plot(ratios, sessions, style, markersize=3, label=label)
     right.axvline(chosen, color="grey", lw=1, ls="--")
-    right.set_xlabel("cache_max_entry_count (share of free memory after the weights)")
-    right.set_ylabel(f"full {session_len}-token sessions")
-    right.set_title("Conversations that fit at full length at once", fontsize=10)
+    right.set_xlabel(tr("cache_max_entry_count (share of free memory after the weights)"))
+    right.set_ylabel(tr("full {n}-token sessions", n=session_len))
+    right.set_title(tr("Conversations that fit at full length at once"), fontsize=10)
     right.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -175,7 +176,7 @@ def tokens_per_turn(engine, turns: Sequence[tuple]) -> list:
     return costs
 
 
-def plot_tokens_per_turn(costs: Sequence[TurnCost], title: str = "Tokens the model reads, turn by turn"):
+def plot_tokens_per_turn(costs: Sequence[TurnCost], title: str = later("Tokens the model reads, turn by turn")):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3))
@@ -185,19 +186,19 @@ def plot_tokens_per_turn(costs: Sequence[TurnCost], title: str = "Tokens the mod
         [c.prompt_tokens for c in costs],
         width=0.4,
         color="#CCCCCC",
-        label="the whole conversation again",
+        label=tr("the whole conversation again"),
     )
     ax.bar(
         [t + 0.2 for t in turns],
         [c.new_tokens for c in costs],
         width=0.4,
         color="#4C72B0",
-        label="with the history's KV cache kept (interactive)",
+        label=tr("with the history's KV cache kept (interactive)"),
     )
     ax.set_xticks(turns)
-    ax.set_xlabel("turn")
-    ax.set_ylabel("prompt tokens read")
-    ax.set_title(title)
+    ax.set_xlabel(tr("turn"))
+    ax.set_ylabel(tr("prompt tokens read"))
+    ax.set_title(tr(title))
     ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return fig

@@ -1,3 +1,246 @@
-"""Chinese for the kit's messages: plots (see course_lib/zh/__init__.py)."""
+"""Chinese for the kit's messages: plots (see course_lib/zh/__init__.py).
 
-ZH = {}
+Titles, axis labels, legends and the text drawn in the lessons' figures, from course_lib's plotting code and the
+lessons' own plotting cells. Short, as on a lecture slide; terms as in translations/zh_CN/GLOSSARY.md.
+"""
+
+ZH = {
+    # words several figures share
+    "before": "微调前",
+    "after": "微调后",
+    "base": "基础菜",
+    "new": "新菜",
+    "image": "图像",
+    "text": "文本",
+    "picture": "图片",
+    "thumbnail": "缩略图",
+    "frozen": "冻结",
+    "trained": "训练",
+    "weights": "权重",
+    # connectors
+    "Trainable parameters of the connector": "连接器的可训练参数量",
+    "MiniGPT-4 Linear (Q-Former frozen)": "MiniGPT-4 Linear（Q-Former 冻结）",
+    "millions of trainable parameters (log scale)": "可训练参数量（百万，对数坐标）",
+    "What each position of the LLM input holds": "LLM 输入的每个位置放的是什么",
+    "position in the sequence the LLM reads": "LLM 读入序列中的位置",
+    "position in the sequence the LLM reads (one square per {every})": "LLM 读入序列中的位置（每格代表 {every} 个）",
+    "image {n}": "图像 {n}",
+    # diagrams: architectures
+    "Picture -> vision encoder -> connector -> language model": "图片 → 视觉编码器 → 连接器 → 语言模型",
+    "tiny InternVL2 (the course model)": "tiny InternVL2（课程模型）",
+    "picture -> tiles": "图片 → 切片",
+    "{name}\n{layers} layers, {width} wide": "{name}\n{layers} 层，宽 {width}",
+    "{name} (frozen)\n{layers} layers, {width} wide": "{name}（冻结）\n{layers} 层，宽 {width}",
+    "pixel shuffle {ratio}": "像素重排 {ratio}",
+    "<IMG_CONTEXT> rows, then text": "<IMG_CONTEXT> 各行，然后是文本",
+    "Q-Former\n{queries} queries, {layers} layers": "Q-Former\n{queries} 个 query，{layers} 层",
+    "{n}-token prefix, then text": "{n} 个 token 的前缀，然后是文本",
+    "MLP (2 layers, GELU)\n{sizes}": "MLP（2 层，GELU）\n{sizes}",
+    "{n} <image> rows, then text": "{n} 行 <image>，然后是文本",
+    # diagrams: training stages
+    "What each training stage changes": "每个训练阶段改变了什么",
+    "vision encoder": "视觉编码器",
+    "connector": "连接器",
+    "language model": "语言模型",
+    "{model}, stage {stage}": "{model}：{stage}",
+    "this course": "本课程",
+    "1 representation": "阶段 1 表征学习",
+    "2 generation": "阶段 2 生成学习",
+    "1 pre-training": "阶段 1 预训练",
+    "2 fine-tuning": "阶段 2 微调",
+    "1 alignment": "阶段 1 对齐",
+    "2 instruction tuning": "阶段 2 指令微调",
+    "fine-tune (XTuner)": "微调（XTuner）",
+    "129 M image-text pairs": "1.29 亿个图文对",
+    "the same pairs, through the LLM": "同样的图文对，这次经过 LLM",
+    "about 5 M image-text pairs": "约 500 万个图文对",
+    "3,500 curated pairs, ###Human: ... ###Assistant:": "3,500 个精选图文对，###Human: ... ###Assistant:",
+    "558 K captioned pictures": "55.8 万张带描述的图片",
+    "665 K visual instructions": "66.5 万条视觉指令",
+    "image-text pairs: MLP only (InternVL 1.5 trained ViT + MLP)": "图文对：只训练 MLP（InternVL 1.5 训练 ViT + MLP）",
+    "visual instructions: every module": "视觉指令：所有模块都训练",
+    "food VQA: mlp1 and LoRA on the LLM": "美食 VQA：训练 mlp1 和 LLM 上的 LoRA",
+    # diagrams: InternViT
+    "InternViT: layers kept, and patches per picture": "InternViT：保留的层，以及每张图片的 patch 数",
+    "{name}: {kept} of {layers} layers, {width} wide, {size} px": "{name}：保留 {layers} 层中的 {kept} 层，宽 {width}，{size} 像素",
+    "layer (grey: cut off, the features of layer 45 are the ones used)": "层（灰色：被截掉；用的是第 45 层的特征）",
+    "patches ({size}x{size} px)": "patch 数（{size}x{size} 像素）",
+    # NExT-GPT
+    "NExT-GPT: any-to-any through an LLM": "NExT-GPT：以 LLM 为中枢，任意模态进、任意模态出",
+    "audio": "音频",
+    "video": "视频",
+    "ImageBind\nencoders\n(one per\nmodality)": "ImageBind\n编码器\n（每种模态\n一个）",
+    "input\nprojection\n(Linear)": "输入\n投影层\n（Linear）",
+    "LLM\n(Vicuna-7B)\n\nreads text +\nprojected\nfeatures": "LLM\n（Vicuna-7B）\n\n读入文本 +\n投影后的\n特征",
+    "text answer": "文本回答",
+    "{first}..{last}\n({n} signal tokens)": "{first}..{last}\n（{n} 个信号 token）",
+    "output projection\n(Transformer)": "输出投影层\n（Transformer）",
+    "data / tokens": "数据 / token",
+    "Stage 1 trains the input projection (encoding side).  Stage 2 trains the output projections "
+    "(decoding side: MSE to each decoder's own caption embeddings).\nStage 3 instruction-tunes the LLM "
+    "(LoRA) together with both projections.": (
+        "阶段 1 训练输入投影层（编码端）。  阶段 2 训练输出投影层（解码端：以各解码器自己的描述 embedding 为目标，"
+        "用 MSE）。\n阶段 3 对 LLM 做指令微调（LoRA），两个投影层一起训练。"
+    ),
+    "step": "步数",
+    "MSE to caption embeddings": "与描述 embedding 的 MSE",
+    "Decoding-side alignment: loss {first:.3g} -> {last:.3g}": "解码端对齐：loss {first:.3g} → {last:.3g}",
+    # pixel shuffle
+    "Pixel shuffle at scale 0.5 (ps_version {version})": "像素重排（pixel shuffle），比例 0.5（ps_version {version}）",
+    "{n} patch tokens (C channels each)": "{n} 个 patch token（每个 C 个通道）",
+    "{n} tokens after pixel shuffle (4C channels each)": "像素重排后的 {n} 个 token（每个 4C 个通道）",
+    "channel block {k}: patch {index}": "通道块 {k}：patch {index}",
+    # tiles
+    "tile {n}": "切片 {n}",
+    "{width}x{height} -> grid {columns}x{rows} of {size}-px tiles": (
+        "{width}x{height} → {columns}x{rows} 网格，每个切片 {size} 像素"
+    ),
+    "(no thumbnail: one tile)": "（没有缩略图：只有一个切片）",
+    "{tiles} tiles = {tokens} image tokens = {share:.0%} of an {context}-token context": (
+        "{tiles} 个切片 = {tokens} 个图像 token = {context} token 上下文的 {share:.0%}"
+    ),
+    "plain convert('RGB')": "直接 convert('RGB')",
+    "kit: open_rgb": "课程套件：open_rgb",
+    "{name}\n{reading}: {width}x{height}, grid {columns}x{rows}": "{name}\n{reading}：{width}x{height}，网格 {columns}x{rows}",
+    # Q-Former masks
+    "image-text contrastive (unimodal)": "图文对比学习（单模态）",
+    "image-text matching (bidirectional)": "图文匹配（双向）",
+    "image-grounded text generation (causal text)": "基于图像的文本生成（文本因果）",
+    "queries\n(Q={n})": "query\n（Q={n}）",
+    "text\n(T={n})": "文本\n（T={n}）",
+    "attended-to position (column)": "被关注的位置（列）",
+    "attending position (row)": "发起关注的位置（行）",
+    "can attend": "可以关注",
+    "masked": "被屏蔽",
+    "BLIP-2 stage 1: Q-Former self-attention masks (row attends to column)": (
+        "BLIP-2 第一阶段：Q-Former 的自注意力掩码（行关注列）"
+    ),
+    "queries\nchanges with\ntext": "query\n随\n文本变化",
+    "earlier text\nchanges with\nlater text": "前面的文本\n随\n后面的文本变化",
+    "text\nchanges with\nimage": "文本\n随\n图像变化",
+    "moves\n{value:.2g}": "变化\n{value:.2g}",
+    "no change": "不变",
+    "Which outputs move when an input changes (max |change|)": "改变一个输入，哪些输出会跟着变（最大 |变化|）",
+    # evaluation
+    "Accuracy with 95% Wilson intervals": "准确率及 95% Wilson 置信区间",
+    "accuracy (unparsed = wrong)": "准确率（无法解析的算错）",
+    "True dish vs predicted dish": "真实菜品与预测菜品",
+    "unparsed": "无法解析",
+    "predicted (multiple choice: the chosen option)": "预测（选择题：所选的选项）",
+    "true dish": "真实菜品",
+    "answers": "回答数",
+    "read as {answer}": "解析为 {answer}",
+    "no fixed or broken questions: before and after agree everywhere": "没有改对或改错的题：微调前后的结果处处一致",
+    "image not shown:\n{error}": "图片无法显示：\n{error}",
+    "fixed": "改对了",
+    "broken": "改错了",
+    "{status}: {dish}": "{status}：{dish}",
+    "expected: {answer}": "正确答案：{answer}",
+    "(empty)": "（空）",
+    "{mark} before: {answer}  [{reading}]": "{mark} 微调前：{answer}  [{reading}]",
+    "{mark} after: {answer}  [{reading}]": "{mark} 微调后：{answer}  [{reading}]",
+    "Chinese text shown as … (no CJK font installed); dish names in English": (
+        "中文显示为 …（没有安装中文字体）；菜名用英文"
+    ),
+    "held-out": "留出",
+    "other-style (held-out)": "换画风（留出）",
+    "{mark} {label}: {answer}": "{mark} {label}：{answer}",
+    "all {n} questions: before {before}/{n}, after {after}/{n}": "全部 {n} 题：微调前 {before}/{n}，微调后 {after}/{n}",
+    "{group} dishes, {split} pictures: {n} questions, right before {before}/{n}, after {after}/{n}\n"
+    "(shown: each dish's first picture, the {lang} {kind} question; ✓ right, ✗ wrong)": (
+        "{group}，{split}图片：{n} 题，答对：微调前 {before}/{n}，微调后 {after}/{n}\n"
+        "（图中：每道菜的第一张图片，{lang}{kind}；✓ 对，✗ 错）"
+    ),
+    "zh": "中文",
+    "en": "英文",
+    "open": "开放题",
+    "multiple-choice": "选择题",
+    # probes
+    "General ability and hallucination probes": "通用能力与幻觉探针",
+    "yes/no accuracy, {group} dishes": "是非题准确率：{group}",
+    "said yes, {group} dishes (50% is right)": "回答“是”的比例：{group}（50% 才对）",
+    "shapes: {kind}": "形状：{kind}",
+    "colour": "颜色",
+    "count": "数量",
+    # fine-tuning: memory
+    "GPU memory before activations": "不计激活值的显存",
+    "GB per GPU (activations come on top)": "每张 GPU 的显存，GB（激活值另算）",
+    "full fine-tune, 1 GPU": "全量微调，1 张 GPU",
+    "full fine-tune, 2 GPUs, ZeRO-2": "全量微调，2 张 GPU，ZeRO-2",
+    "full fine-tune, 2 GPUs, ZeRO-3": "全量微调，2 张 GPU，ZeRO-3",
+    "LoRA r={r} + mlp1, 1 GPU": "LoRA r={r} + mlp1，1 张 GPU",
+    "gradients": "梯度",
+    "optimizer": "优化器状态",
+    # fine-tuning: the sweep
+    "What each setting learnt (up) and kept (right); the dashed line: the course model before": (
+        "每种设置学会了多少（越上越多）、保住了多少（越右越多）；虚线：微调前的课程模型"
+    ),
+    "base dishes (replayed)": "基础菜（回放）",
+    "shapes: colour": "形状：颜色",
+    "yes/no, base": "是非题，基础菜",
+    "{panel}: accuracy %": "{panel}：准确率 %",
+    "new dishes vs {panel}": "新菜 vs {panel}",
+    "new dishes (held-out pictures): accuracy %": "新菜（留出图片）：准确率 %",
+    "the lesson's run": "本课的训练",
+    "replay {share}%": "回放 {share}%",
+    "general {share}%": "通用数据 {share}%",
+    "{n} epoch": "{n} 个 epoch",
+    "{n} epochs": "{n} 个 epoch",
+    "yours: {setting}": "你的：{setting}",
+    # the food set's gallery
+    "train": "训练",
+    "test": "测试",
+    "ood": "换画风",
+    # serving: the KV cache
+    "KV cache": "KV 缓存",
+    "left free": "空闲",
+    "{gpu:g} GiB GPU, cache_max_entry_count={chosen:g}": "{gpu:g} GiB 显存的 GPU，cache_max_entry_count={chosen:g}",
+    "bf16 KV (default)": "bf16 KV（默认）",
+    "cache_max_entry_count (share of free memory after the weights)": "cache_max_entry_count（加载权重后空闲显存的比例）",
+    "full {n}-token sessions": "满 {n} token 的会话数",
+    "Conversations that fit at full length at once": "能同时放下多少段满长度的对话",
+    "Tokens the model reads, turn by turn": "每一轮模型读入的 token",
+    "the whole conversation again": "每轮重新发送整段对话",
+    "with the history's KV cache kept (interactive)": "保留历史的 KV 缓存（交互模式）",
+    "turn": "轮次",
+    "prompt tokens read": "读入的 prompt token 数",
+    # the lessons' own plotting cells
+    "Disk: free space and what the course may need": "磁盘：剩余空间与课程可能用到的空间",
+    "GiB (log scale)": "GiB（对数坐标）",
+    "Parameters by part": "各部分的参数量",
+    "What the vision encoder sees": "视觉编码器看到的图",
+    "this lesson's model ({name})": "本课的模型（{name}）",
+    "BLIP-2 prefix": "BLIP-2 前缀",
+    "MiniGPT4Qwen placeholders": "MiniGPT4Qwen 占位符",
+    "InternVL2 ({tiles} tiles)": "InternVL2（{tiles} 个切片）",
+    "The {n}-token InternVL2 prompt: two images, 256 tokens per tile": (
+        "{n} 个 token 的 InternVL2 prompt：两张图片，每个切片 256 个 token"
+    ),
+    "Connectors into a {llm}-wide LLM from a {vision}-wide ViT": "从宽 {vision} 的 ViT 接到宽 {llm} 的 LLM：各连接器",
+    "without pixel shuffle": "不做像素重排",
+    "with pixel shuffle": "做像素重排",
+    "an 8k context": "8k 上下文",
+    "Tokens for one {tiles}-tile image": "一张 {tiles} 个切片的图片占多少 token",
+    "tokens": "个 token",
+    "aspect ratio (width : height), log scale": "长宽比（宽 : 高），对数坐标",
+    "tiles (columns x rows)": "切片数（列 x 行）",
+    "The 35 candidate grids of InternVL2 (max 12 tiles)": "InternVL2 的 35 种候选网格（最多 12 个切片）",
+    "one by one": "逐条",
+    "one batch": "一个 batch",
+    "seconds for {n} prompts ({backend}, {device})": "{n} 个 prompt 用的秒数（{backend}，{device}）",
+    "BOS + system": "BOS + 系统提示",
+    "user header": "user 开头",
+    "question": "问题",
+    "assistant header": "assistant 开头",
+    "position in the prompt (tokens)": "在 prompt 中的位置（token）",
+    "{n} prompt tokens; the picture {image} (<img> + {context} <IMG_CONTEXT> + </img>)": (
+        "prompt 共 {n} 个 token；图片占 {image} 个（<img> + {context} 个 <IMG_CONTEXT> + </img>）"
+    ),
+    "images per split": "各划分的图片数",
+    "new dishes": "新菜",
+    "base dishes": "基础菜",
+    "training records": "训练记录",
+    "training loss": "训练 loss",
+    "iteration": "迭代次数",
+    "learning rate: warm-up, then cosine": "学习率：先 warm-up，再余弦衰减",
+}
