@@ -9,6 +9,8 @@ SERVING := .venv-serving
 SERVING_STAMP := $(SERVING)/.installed
 NEWEST := .venv-newest
 NEWEST_STAMP := $(NEWEST)/.installed
+SITE_ENV := .venv-site
+SITE_STAMP := $(SITE_ENV)/.installed
 # Both environments are installed by uv (kept inside .venv) from one package cache on the same disk, so the
 # serving environment hard-links torch and everything else the two share instead of a second copy.
 UV_VERSION := 0.13.9
@@ -30,7 +32,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: course test lint format env system-deps tiny course-model sweep check notebooks translations configs demo serving-env newest-env lock clean gpu-check
+.PHONY: course test lint format env system-deps tiny course-model sweep check notebooks translations site site-env configs demo serving-env newest-env lock clean gpu-check
 
 # JupyterLab on the lessons of the language, with its settings (course_lib/jupyter_lab.py): the interface language,
 # and no "official Jupyter news" question or update check, which need the internet a classroom may not have.
@@ -88,15 +90,30 @@ configs: env
 check: env
 	$(BIN)/python -m course_lib check
 
+# The course as a website in build/site (course_lib/site.py): the executed lessons of both editions (build/notebooks,
+# build/notebooks/zh; a lesson without an executed copy is executed first), built offline by Sphinx in .venv-site.
+# Serve it to a classroom: python3 -m http.server -d build/site
+site: env tiny site-env
+	$(BIN)/python -m course_lib site
+
+# The site's own environment (Sphinx 8.2.3, myst-nb, sphinx-book-theme, jieba, MathJax), from requirements/site.lock.
+site-env: $(SITE_STAMP)
+
+$(SITE_STAMP): requirements/site.lock | $(UV)
+	test -x $(SITE_ENV)/bin/python || $(PYTHON) -m venv $(SITE_ENV)
+	$(UV_PIP) --python $(SITE_ENV)/bin/python -r requirements/site.lock
+	touch $(SITE_STAMP)
+
 # The Chinese edition: update translations/zh_CN/*.po from the English lessons and write notebooks/zh (generated: edit
 # the English notebooks and the catalogues, never notebooks/zh). It lists what is left to translate.
 translations: env
 	$(BIN)/python -m course_lib translations --check
 
 # Execute every notebook headlessly (a teacher's dry run before class): executed copies and HTML in build/notebooks
-# (LANG=zh: the Chinese edition, into build/notebooks/zh).
+# (LANG=zh: the Chinese edition, into build/notebooks/zh). SITE=1: then the website from them (make site).
 notebooks: env tiny
 	$(BIN)/python -m course_lib notebooks --lang $(COURSE_LANG)
+	$(if $(SITE),$(MAKE) site)
 
 # The Gradio food demo as an app (127.0.0.1, no share link): make demo [DEMO_PORT=7860]
 demo: env tiny
@@ -141,6 +158,8 @@ lock: env
 	$(UV) pip compile --quiet --python $(BIN)/python --python-platform x86_64-manylinux_2_28 \
 		--custom-compile-command "make lock" -c requirements/shared.txt requirements/newest.in -o requirements/newest.lock
 	rm requirements/shared.txt
+	$(UV) pip compile --quiet --python $(BIN)/python --python-platform x86_64-manylinux_2_28 \
+		--custom-compile-command "make lock" requirements/site.in -o requirements/site.lock
 
 clean:
 	rm -rf build .pytest_cache

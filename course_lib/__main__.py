@@ -1,4 +1,4 @@
-"""Command line: python -m course_lib {mode,check,build-tiny,course-model,notebooks,translations,lab}."""
+"""Command line: python -m course_lib {mode,check,build-tiny,course-model,notebooks,translations,lab,site}."""
 
 import argparse
 import sys
@@ -40,6 +40,10 @@ def main(argv=None) -> int:
         help="update the Chinese catalogues (translations/zh_CN) from the English lessons and write notebooks/zh",
     )
     translations.add_argument("--check", action="store_true", help="then list what is not translated yet")
+    site = commands.add_parser("site", help="build the course's website in build/site from the executed lessons")
+    site.add_argument(
+        "--no-execute", action="store_true", help="fail, rather than execute, when a lesson has no executed copy"
+    )
     lab = commands.add_parser("lab", help="open JupyterLab on the lessons, in the course's language (COURSE_LANG)")
     lab.add_argument("--host", default="127.0.0.1")
     lab.add_argument("--port", type=int, default=8888)
@@ -102,6 +106,21 @@ def main(argv=None) -> int:
                     print(problem)
                 print(f"{len(left)} cells still to translate or revise" if left else "every cell is translated")
                 return 1 if left else 0
+        elif args.command == "site":
+            from .site import SITE_DIR, SiteError, build_site
+
+            try:
+                report = build_site(execute=not args.no_execute)
+            except SiteError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 1
+            for lang in ("en", "zh"):
+                if lang in report:
+                    part = report[lang]
+                    print(f"{lang}: {part['lessons']} lessons in {part['seconds']} s, {len(part['warnings'])} warnings")
+                    for warning in part["warnings"]:
+                        print("  " + warning)
+            print(f"build/site: {report['bytes'] / 2**20:.1f} MiB; serve it with: python3 -m http.server -d {SITE_DIR}")
         elif args.command == "lab":
             import os
 

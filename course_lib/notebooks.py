@@ -191,7 +191,7 @@ def build_notebooks(
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = []
     for path in sources:
-        notebook, run = execute_notebook(path, timeout=timeout, solutions=solutions)
+        notebook, run = execute_notebook(path, timeout=timeout, solutions=solutions, env={"COURSE_LANG": lang})
         nbformat.write(notebook, out_dir / path.name)
         if html:
             body, _ = HTMLExporter().from_notebook_node(notebook)

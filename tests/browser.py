@@ -72,6 +72,7 @@ class Browser:
             next(p for p in pages if p["type"] == "page")["webSocketDebuggerUrl"], timeout=60
         )
         self.calls = 0
+        self.events = []
 
     def call(self, method, **params):
         self.calls += 1
@@ -81,6 +82,8 @@ class Browser:
             if message.get("id") == self.calls:
                 assert "error" not in message, message
                 return message["result"]
+            if "method" in message:
+                self.events.append(message)  # e.g. Network.requestWillBeSent, once Network.enable was called
 
     def js(self, expression):
         return self.call("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)[

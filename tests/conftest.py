@@ -7,6 +7,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.pop("COURSE_LANG", None)  # the tests speak English unless a test asks for Chinese (a zh_CN shell does not)
 
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -14,6 +15,14 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FOOD_IMAGES = REPO_ROOT / "assets" / "images" / "fluent-emoji-3d"
+
+
+@pytest.fixture(autouse=True)
+def english_unless_asked():
+    """begin() settles the language by setting COURSE_LANG in its process: a test that calls it (or sets it) must
+    not leave it for the next one, nor for the kernels the notebook tests start."""
+    yield
+    os.environ.pop("COURSE_LANG", None)
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +116,8 @@ def require_environment(name: str, python: Path) -> None:
     """Skip where a developer has not built that environment; CI builds them all (.ci/run), so there it fails."""
     if Path(python).is_file():
         return
-    command = {"serving": "make serving-env", "newest": "make newest-env"}.get(name, "make env")
+    commands = {"serving": "make serving-env", "newest": "make newest-env", "site": "make site-env"}
+    command = commands.get(name, "make env")
     message = f"the {name} environment ({python}) is not built: `{command}` builds it"
     if os.environ.get("CI"):
         pytest.fail(message + " (CI builds it in .ci/run; this run did not)")

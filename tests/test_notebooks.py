@@ -10,6 +10,7 @@ from course_lib.notebooks import execute_notebook, foreign_output
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 ZH_NOTEBOOKS = sorted((REPO_ROOT / "notebooks" / "zh").glob("*.ipynb"))  # the Chinese edition (course_lib.translation)
+EXECUTED = REPO_ROOT / "build" / "notebooks"  # as make notebooks writes them (with the exercises' solutions)
 
 
 def test_every_notebook_is_a_listed_lesson():
@@ -38,8 +39,17 @@ def test_notebook_executes_in_tiny_mode(path):
         path, timeout=600, env={"COURSE_MODE": "tiny", "MPLBACKEND": "Agg"}, solutions=True
     )
     assert run.ok, f"{path.name} failed after {run.seconds:.0f} s:\n{run.error}"
+    keep_executed(executed, EXECUTED / path.name)
     assert_header(executed, path, "TINY mode on ")
     assert_only_own_output(executed, path)
+
+
+def keep_executed(executed, target):
+    """The executed copy, where `make notebooks` writes it: the site test (and make site) builds from it."""
+    import nbformat
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(executed, target)
 
 
 def assert_header(executed, path, mode_and_device, lesson="Lesson {number} · "):
@@ -68,6 +78,7 @@ def test_chinese_lesson_executes_and_speaks_chinese(path):
         path, timeout=600, env={"COURSE_MODE": "tiny", "MPLBACKEND": "Agg"}, solutions=True
     )
     assert run.ok, f"zh/{path.name} failed after {run.seconds:.0f} s:\n{run.error}"
+    keep_executed(executed, EXECUTED / "zh" / path.name)
     assert_header(executed, path, "TINY 模式，运行在 ", lesson="第 {number} 课 · ")
     assert_only_own_output(executed, path)
     verdicts = check_outputs(executed)
