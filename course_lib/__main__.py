@@ -107,10 +107,17 @@ def main(argv=None) -> int:
                 print(f"{len(left)} cells still to translate or revise" if left else "every cell is translated")
                 return 1 if left else 0
         elif args.command == "site":
-            from .site import SITE_DIR, SiteError, build_site
+            from .notebooks import build_notebooks
+            from .site import LANGS, SITE_DIR, SiteError, build_site, executed_folder, stale_lessons
 
+            for lang in LANGS:  # a lesson without an up-to-date executed copy is executed first
+                stale = [] if args.no_execute else stale_lessons(lang)
+                runs = build_notebooks(executed_folder(lang), stale, html=False, lang=lang) if stale else []
+                if any(not run.ok for run in runs):
+                    print(f"error: a {lang} lesson failed, so the site is not built", file=sys.stderr)
+                    return 1
             try:
-                report = build_site(execute=not args.no_execute)
+                report = build_site()
             except SiteError as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 1

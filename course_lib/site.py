@@ -2,10 +2,10 @@
 sphinx-book-theme in their own environment (.venv-site, requirements/site.lock), offline, into build/site.
 
 The lessons are not executed again: the site is made from the executed copies in build/notebooks (English) and
-build/notebooks/zh (Chinese) that `make notebooks` and the test suite write. Only a lesson with no executed copy,
-or one older than its source, is executed first. A widget has no kernel on a static page: its view is replaced by a
-note saying where it runs, next to the figure the lesson showed when it ran (the runner keeps that figure as the
-cell's own output). `python -m http.server -d build/site` serves the site to a classroom.
+build/notebooks/zh (Chinese) that `make notebooks` and the test suite write (`python -m course_lib site` executes
+first only a lesson with no executed copy, or one older than its source). A widget has no kernel on a static page:
+its view is replaced by a note saying where it runs, next to the figure the lesson showed when it ran (the runner
+keeps that figure as the cell's own output). `python -m http.server -d build/site` serves the site to a classroom.
 """
 
 import json
@@ -50,6 +50,12 @@ INDEX = {
     ),
 }
 TOC_CAPTION = {"en": "Lessons", "zh": "课程"}
+APP_NOTE = {
+    "en": "*The Gradio demo ran here, in the notebook, while the lesson ran; it needs its server. Run this lesson in "
+    "JupyterLab (`make course`), or the demo on its own (`make demo`).*",
+    "zh": "*执行本课时，Gradio 演示就在这里的 notebook 里运行；它需要自己的服务端。在 JupyterLab 里运行本课"
+    "（`make course LANG=zh`），或者单独启动演示（`make demo LANG=zh`）。*",
+}
 
 
 class SiteError(RuntimeError):
@@ -61,33 +67,42 @@ def lesson_sources(lang: str) -> List[Path]:
     return [folder / lesson.notebook for lesson in LESSONS if (folder / lesson.notebook).is_file()]
 
 
-def executed_lessons(lang: str, executed_dir: Path = EXECUTED_DIR, execute: bool = True) -> List[Path]:
-    """The executed copy of every lesson of an edition; a missing or stale one (older than its source) is executed
-    first when `execute`, else it is an error naming the lessons and the command that executes them."""
-    from .notebooks import build_notebooks
+def executed_folder(lang: str, executed_dir: Path = EXECUTED_DIR) -> Path:
+    return Path(executed_dir) / ("zh" if lang == "zh" else "")
 
-    folder = Path(executed_dir) / ("zh" if lang == "zh" else "")
-    sources = lesson_sources(lang)
-    stale = [
-        s for s in sources if not (folder / s.name).is_file() or (folder / s.name).stat().st_mtime < s.stat().st_mtime
+
+def stale_lessons(lang: str, executed_dir: Path = EXECUTED_DIR) -> List[Path]:
+    """The lessons of an edition with no executed copy, or one older than the lesson (python -m course_lib site
+    executes them first)."""
+    folder = executed_folder(lang, executed_dir)
+    return [
+        source
+        for source in lesson_sources(lang)
+        if not (folder / source.name).is_file() or (folder / source.name).stat().st_mtime < source.stat().st_mtime
     ]
-    if stale and not execute:
-        names = ", ".join(path.name for path in stale)
-        raise SiteError(f"no up-to-date executed copy of {names} in {folder}: run `make notebooks LANG={lang}`")
+
+
+def executed_lessons(lang: str, executed_dir: Path = EXECUTED_DIR) -> List[Path]:
+    """The executed copy of every lesson of an edition; a missing or stale one is an error naming the command."""
+    stale = stale_lessons(lang, executed_dir)
     if stale:
-        failed = [run for run in build_notebooks(folder, notebooks=stale, html=False, lang=lang) if not run.ok]
-        if failed:
-            raise SiteError("these lessons failed, so the site is not built: " + ", ".join(r.path.name for r in failed))
-    return [folder / source.name for source in sources]
+        names = ", ".join(path.name for path in stale)
+        folder = executed_folder(lang, executed_dir)
+        raise SiteError(f"no up-to-date executed copy of {names} in {folder}: run `make notebooks LANG={lang}`")
+    return [executed_folder(lang, executed_dir) / source.name for source in lesson_sources(lang)]
 
 
 def static_notebook(path: Path, lang: str):
-    """An executed lesson as the site shows it: each widget view replaced by a note saying where it runs."""
+    """An executed lesson as the site shows it: each widget view, and each app shown in an iframe from the server
+    the lesson started (gone once it ran), replaced by a note saying where it runs."""
     notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
-            if WIDGET_VIEW in output.get("data", {}):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data:
                 output["data"] = {"text/markdown": WIDGET_NOTE[lang]}
+            elif "<iframe" in data.get("text/html", ""):
+                output["data"] = {"text/markdown": APP_NOTE[lang]}
     notebook.metadata.pop("widgets", None)  # the widgets' state: nothing on a static page reads it
     return notebook
 
@@ -173,13 +188,12 @@ def build_site(
     executed_dir: Path = EXECUTED_DIR,
     source_dir: Path = SOURCE_DIR,
     site_dir: Path = SITE_DIR,
-    execute: bool = True,
 ) -> Dict[str, object]:
     """Build the site of each edition whose lessons exist (the Chinese one once notebooks/zh has them); returns
     per edition its time, warnings and lessons, and the site's size in bytes."""
     langs = [lang for lang in langs if lesson_sources(lang)]
     report: Dict[str, object] = {}
-    notebooks = {lang: executed_lessons(lang, executed_dir, execute) for lang in langs}
+    notebooks = {lang: executed_lessons(lang, executed_dir) for lang in langs}
     for lang in langs:
         prepare_sources(lang, notebooks[lang], source_dir)
     for lang in langs:

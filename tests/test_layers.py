@@ -55,6 +55,7 @@ LAYERS = {
         "course_model_figures",
         "translation",
         "jupyter_lab",
+        "site",
         "notebooks",
         "__main__",
     ],

@@ -35,9 +35,7 @@ def test_committed_without_outputs(path):
 def test_notebook_executes_in_tiny_mode(path):
     """With the exercises' solutions filled in and strict checks: every solution passes its check; the lesson
     opens with its one-line header and prints nothing that is not its own (assert_only_own_output)."""
-    executed, run = execute_notebook(
-        path, timeout=600, env={"COURSE_MODE": "tiny", "MPLBACKEND": "Agg"}, solutions=True
-    )
+    executed, run = execute_notebook(path, timeout=600, env={"COURSE_MODE": "tiny"}, solutions=True)
     assert run.ok, f"{path.name} failed after {run.seconds:.0f} s:\n{run.error}"
     keep_executed(executed, EXECUTED / path.name)
     assert_header(executed, path, "TINY mode on ")
@@ -74,9 +72,7 @@ def check_outputs(executed):
 def test_chinese_lesson_executes_and_speaks_chinese(path):
     """The Chinese edition runs as the English one does (solutions filled in, strict checks); the kernel starts in
     notebooks/zh, so begin() speaks Chinese without being told, and so do the exercise verdicts."""
-    executed, run = execute_notebook(
-        path, timeout=600, env={"COURSE_MODE": "tiny", "MPLBACKEND": "Agg"}, solutions=True
-    )
+    executed, run = execute_notebook(path, timeout=600, env={"COURSE_MODE": "tiny"}, solutions=True)
     assert run.ok, f"zh/{path.name} failed after {run.seconds:.0f} s:\n{run.error}"
     keep_executed(executed, EXECUTED / "zh" / path.name)
     assert_header(executed, path, "TINY 模式，运行在 ", lesson="第 {number} 课 · ")

@@ -22,19 +22,21 @@ from course_lib.lessons import LESSONS
 ARTEFACTS = REPO_ROOT / "build" / "test-artefacts"
 
 
-def test_a_widget_becomes_a_note_and_the_glossary_gives_the_search_its_words(tmp_path):
+def test_a_widget_or_an_app_becomes_a_note_and_the_glossary_gives_the_search_its_words(tmp_path):
     from nbformat.v4 import new_code_cell, new_notebook, new_output
 
     cell = new_code_cell("widgets.interactive(draw)")
     cell.outputs = [
         new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"}),
         new_output("execute_result", data={site.WIDGET_VIEW: {"model_id": "x"}, "text/plain": "interactive(...)"}),
+        new_output("display_data", data={"text/html": '<div><iframe src="http://127.0.0.1:45097/"></iframe></div>'}),
     ]
     path = tmp_path / "03_x.ipynb"
     nbformat.write(new_notebook(cells=[cell], metadata={"widgets": {"state": {}}}), path)
     shown = site.static_notebook(path, "zh")
     assert shown.cells[0].outputs[0].data["image/png"] == "iVBORw0KGgo="  # the figure stays
     assert shown.cells[0].outputs[1].data == {"text/markdown": site.WIDGET_NOTE["zh"]}
+    assert shown.cells[0].outputs[2].data == {"text/markdown": site.APP_NOTE["zh"]}  # its server is gone
     assert "widgets" not in shown.metadata
     words = site.search_words()
     assert {"多模态大语言模型", "像素重排", "视觉编码器", "缩略图"} <= set(words)
@@ -44,7 +46,7 @@ def test_a_widget_becomes_a_note_and_the_glossary_gives_the_search_its_words(tmp
 def built():
     require_environment("site", site.SITE_PYTHON)
     try:  # the suite's executed lessons; a developer running this file alone gets told how to make them
-        report = site.build_site(execute=False)
+        report = site.build_site()
     except site.SiteError as error:
         if "make notebooks" in str(error) and not os.environ.get("CI"):  # CI runs the whole suite: there it fails
             pytest.skip(f"{error} (the whole suite writes them first)")
@@ -54,8 +56,11 @@ def built():
 
 @pytest.fixture(scope="module")
 def served(built):
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(site.SITE_DIR))
-    handler.log_message = lambda *args: None
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(site.SITE_DIR))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -91,26 +96,30 @@ def test_both_editions_build_with_every_lesson(built):
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_every_lesson_page_loads_with_its_plots_goals_and_recap(browser, served, lang):
     words = {"en": ("Goals", "Recap"), "zh": ("目标", "小结")}[lang]
+    drawn = 0
     for lesson in LESSONS:
         executed = nbformat.read(site.EXECUTED_DIR / ("zh" if lang == "zh" else "") / lesson.notebook, as_version=4)
         pictures = sum("image/png" in out.get("data", {}) for cell in executed.cells for out in cell.get("outputs", []))
         open_page(browser, f"{served}/{lang}/{lesson.notebook.replace('.ipynb', '.html')}")
         text = browser.js("document.querySelector('main').innerText")
         assert all(word in text for word in words), f"{lang}/{lesson.notebook}: no {words}"
-        shown = browser.wait_for(
-            "[...document.querySelectorAll('main img')].filter(i => i.complete && i.naturalWidth > 0).length"
-            f" >= {pictures} && document.querySelectorAll('main img').length",
-            30,
-        )
+        loaded = "[...document.querySelectorAll('main img')].filter(i => i.complete && i.naturalWidth > 0).length"
+        shown = browser.wait_for(f"({loaded} >= {pictures}) && ({loaded} + 1)", 30) - 1  # the plots, drawn
         assert shown >= pictures, f"{lang}/{lesson.notebook}: {shown} of {pictures} plots shown"
+        drawn += pictures
         if "$" in "".join(c.source for c in executed.cells if c.cell_type == "markdown"):
             assert browser.wait_for("document.querySelectorAll('mjx-container').length", 30), "no math rendered"
+    assert drawn > 30, f"the executed lessons hold only {drawn} plots: were they run with MPLBACKEND=Agg?"
     if lang == "en":
         open_page(browser, f"{served}/en/04_pixel_shuffle.html")
         ARTEFACTS.mkdir(parents=True, exist_ok=True)
-        browser.js("document.querySelector('main img').scrollIntoView()")
-        time.sleep(0.3)
-        shot = browser.call("Page.captureScreenshot", format="png")["data"]
+        first = "document.querySelector('main img')"
+        top = (
+            browser.wait_for(f"{first} && {first}.complete && ({first}.getBoundingClientRect().top + scrollY + 1)")
+            - 300
+        )
+        clip = {"x": 0, "y": max(0, top), "width": WIDTH, "height": HEIGHT, "scale": 1}  # the first plot, in view
+        shot = browser.call("Page.captureScreenshot", format="png", captureBeyondViewport=True, clip=clip)["data"]
         (ARTEFACTS / "site_en_04.png").write_bytes(base64.b64decode(shot))
 
 
