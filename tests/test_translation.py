@@ -46,12 +46,18 @@ def test_nothing_else_is_in_the_chinese_lessons_folder():
     assert {path.name for path in ZH_NOTEBOOK_DIR.iterdir() if not path.name.startswith(".")} == expected
 
 
-def test_changing_one_english_cell_fails_exactly_that_cells_translation_until_it_is_revised(tmp_path):
-    lesson = next(lesson for lesson in LESSONS if lesson.number == "04")
-    notebook_path, catalogues = tmp_path / lesson.notebook, tmp_path / "zh_CN"
+def lesson_copy(number, folder):
+    """A lesson and its catalogue, copied to a folder of their own: (the notebook, the catalogue folder)."""
+    lesson = next(lesson for lesson in LESSONS if lesson.number == number)
+    notebook_path, catalogues = folder / lesson.notebook, folder / "zh_CN"
     shutil.copy(lesson.path, notebook_path)
     catalogues.mkdir()
     shutil.copy(catalogue_path(lesson.path), catalogues)
+    return notebook_path, catalogues
+
+
+def test_changing_one_english_cell_fails_exactly_that_cells_translation_until_it_is_revised(tmp_path):
+    notebook_path, catalogues = lesson_copy("04", tmp_path)
     assert problems(notebook_path, catalogues) == []
 
     notebook = nbformat.read(notebook_path, as_version=4)
@@ -76,11 +82,7 @@ def test_changing_one_english_cell_fails_exactly_that_cells_translation_until_it
 
 
 def test_a_removed_cell_leaves_an_obsolete_entry_and_a_new_cell_an_untranslated_one(tmp_path):
-    lesson = next(lesson for lesson in LESSONS if lesson.number == "03")
-    notebook_path, catalogues = tmp_path / lesson.notebook, tmp_path / "zh_CN"
-    shutil.copy(lesson.path, notebook_path)
-    catalogues.mkdir()
-    shutil.copy(catalogue_path(lesson.path), catalogues)
+    notebook_path, catalogues = lesson_copy("03", tmp_path)
     notebook = nbformat.read(notebook_path, as_version=4)
     removed = next(cell for cell in notebook.cells[1:] if cell.cell_type == "markdown")
     notebook.cells.remove(removed)
@@ -98,11 +100,7 @@ def test_a_removed_cell_leaves_an_obsolete_entry_and_a_new_cell_an_untranslated_
 
 
 def test_a_translation_must_keep_the_code_math_and_links_of_its_english(tmp_path):
-    lesson = next(lesson for lesson in LESSONS if lesson.number == "04")
-    notebook_path, catalogues = tmp_path / lesson.notebook, tmp_path / "zh_CN"
-    shutil.copy(lesson.path, notebook_path)
-    catalogues.mkdir()
-    shutil.copy(catalogue_path(lesson.path), catalogues)
+    notebook_path, catalogues = lesson_copy("04", tmp_path)
     cell_id, english = next(
         (c.id, c.source) for c in nbformat.read(notebook_path, as_version=4).cells if "`mlp1`" in c.source
     )
