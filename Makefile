@@ -24,7 +24,11 @@ PYTEST_ARGS ?=
 # The course's language: make course LANG=zh (or a Chinese locale in LANG, e.g. zh_CN.UTF-8) opens the Chinese edition
 # (notebooks/zh) in a Chinese JupyterLab; make demo LANG=zh runs the demo in Chinese. LANG=zh or LANG=en alone is not
 # a locale, so the commands then run with C.UTF-8.
-COURSE_LANG := $(if $(filter zh zh_% zh-%,$(LANG)),zh,en)
+# COURSE_LANG set in the environment is kept unless LANG is given on the command line.
+ifeq ($(origin LANG),command line)
+COURSE_LANG := $(LANG)
+endif
+COURSE_LANG := $(if $(filter zh zh_% zh-% zh.%,$(or $(COURSE_LANG),$(LANG))),zh,en)
 ifneq ($(filter zh en,$(LANG)),)
 override LANG := C.UTF-8
 endif

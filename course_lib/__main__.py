@@ -50,6 +50,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from .config import CourseConfigError
+    from .i18n import LanguageError
 
     try:
         if args.command == "mode":
@@ -131,13 +132,15 @@ def main(argv=None) -> int:
         elif args.command == "lab":
             import os
 
-            from .i18n import fix_language
+            from .i18n import ENV, language
             from .jupyter_lab import lab_command
 
-            fix_language()  # its kernels speak the same language
-            command = lab_command(host=args.host, port=args.port)
+            command = lab_command(language(), host=args.host, port=args.port)
+            # Its kernels then speak the language of the folder they run in (notebooks/zh: Chinese), whichever
+            # edition the lab opened on: a Chinese lesson opened from the English lab is still Chinese.
+            os.environ.pop(ENV, None)
             os.execv(command[0], command)
-    except CourseConfigError as error:
+    except (CourseConfigError, LanguageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

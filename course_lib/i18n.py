@@ -26,13 +26,17 @@ LANGUAGES = ("en", "zh")
 ZH_FOLDER = Path(__file__).resolve().parent.parent / "notebooks" / "zh"
 
 
+class LanguageError(ValueError):
+    """COURSE_LANG names a language the course does not speak."""
+
+
 def normalise(value: str) -> str:
     """'zh', 'zh_CN', 'zh-CN.UTF-8' -> 'zh'; 'en', 'en_US' -> 'en'; anything else is an error naming COURSE_LANG."""
     value = value.strip().lower()
     for language in LANGUAGES:
         if value == language or value.startswith((language + "_", language + "-", language + ".")):
             return language
-    raise ValueError(f"{ENV}={value!r} is not a language the course speaks: set it to one of {', '.join(LANGUAGES)}")
+    raise LanguageError(f"{ENV}={value!r} is not a language the course speaks: set it to one of {', '.join(LANGUAGES)}")
 
 
 def language() -> str:

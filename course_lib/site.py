@@ -40,13 +40,15 @@ INDEX = {
         "# Multimodal LLMs, hands on\n\n"
         "The course's lessons as they ran: every output, plot and exercise answer in place. Read them here; to run a "
         "lesson yourself (its widgets, your own questions), set up the kit and start `make course`.\n\n"
-        "The lessons run in tiny mode: a small InternVL2-shaped model the kit builds itself, on a CPU, offline.\n"
+        "Each lesson's first output says the mode and device it ran in (tiny mode: a small InternVL2-shaped model the "
+        "kit builds itself, on a CPU, offline).\n"
     ),
     "zh": (
         "# 多模态大模型动手实践\n\n"
         "这里是课程各课执行后的样子：每个输出、每张图、每道练习的答案都在原处。可以直接在这里阅读；想自己运行某一课"
         "（拖动交互小部件、问自己的问题），请装好课程套件，运行 `make course LANG=zh`。\n\n"
-        "各课在 tiny 模式下运行：课程套件自己构建的小型 InternVL2 结构模型，在 CPU 上离线运行。\n"
+        "每一课的第一个输出写明了它运行时的模式和设备（tiny 模式：课程套件自己构建的小型 InternVL2 结构模型，"
+        "在 CPU 上离线运行）。\n"
     ),
 }
 TOC_CAPTION = {"en": "Lessons", "zh": "课程"}
@@ -72,14 +74,17 @@ def executed_folder(lang: str, executed_dir: Path = EXECUTED_DIR) -> Path:
 
 
 def stale_lessons(lang: str, executed_dir: Path = EXECUTED_DIR) -> List[Path]:
-    """The lessons of an edition with no executed copy, or one older than the lesson (python -m course_lib site
-    executes them first)."""
+    """The lessons of an edition with no executed copy, one older than the lesson, or one whose run failed (python -m
+    course_lib site executes them first)."""
     folder = executed_folder(lang, executed_dir)
-    return [
-        source
-        for source in lesson_sources(lang)
-        if not (folder / source.name).is_file() or (folder / source.name).stat().st_mtime < source.stat().st_mtime
-    ]
+    return [source for source in lesson_sources(lang) if not _up_to_date(folder / source.name, source)]
+
+
+def _up_to_date(copy: Path, source: Path) -> bool:
+    """An executed copy that is newer than its lesson and whose run did not fail (build_notebooks marks it)."""
+    if not copy.is_file() or copy.stat().st_mtime < source.stat().st_mtime:
+        return False
+    return json.loads(copy.read_text(encoding="utf-8")).get("metadata", {}).get("course_run", {}).get("ok", True)
 
 
 def executed_lessons(lang: str, executed_dir: Path = EXECUTED_DIR) -> List[Path]:
@@ -99,7 +104,9 @@ def static_notebook(path: Path, lang: str):
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
-            if WIDGET_VIEW in data:
+            if WIDGET_VIEW in data and not data.get("text/plain", "").startswith("interactive("):
+                output["data"] = {"text/plain": data.get("text/plain", "")}  # e.g. a progress bar: its last state
+            elif WIDGET_VIEW in data:
                 output["data"] = {"text/markdown": WIDGET_NOTE[lang]}
             elif "<iframe" in data.get("text/html", ""):
                 output["data"] = {"text/markdown": APP_NOTE[lang]}

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional
 
 import nbformat
 from babel.messages.catalog import Catalog, Message
-from babel.messages.pofile import denormalize, read_po, write_po
+from babel.messages.pofile import denormalize, normalize, read_po, write_po
 
 from .config import REPO_ROOT
 from .lessons import LESSONS, NOTEBOOK_DIR
@@ -79,8 +79,11 @@ def markdown_cells(notebook) -> Dict[str, str]:
 def read_catalogue(path: Path) -> Catalog:
     with open(path, "rb") as handle:
         catalog = read_po(handle, locale="zh_CN", abort_invalid=True)
-    # Babel writes a fuzzy entry's old English as "#| msgid" (gettext's previous msgid) but does not read it back.
+    # A fuzzy entry's old English is gettext's previous msgid ("#| msgid"): Babel keeps those lines as comments, and
+    # does not read them as the previous msgid. _write_if_changed writes them; here they are read back.
     entries = _entries(catalog)
+    for message in list(catalog) + list(catalog.obsolete.values()):
+        message.user_comments = [comment for comment in message.user_comments if not comment.startswith("|")]
     for block in Path(path).read_text(encoding="utf-8").split("\n\n"):
         lines = block.splitlines()
         previous = [line[3:] for line in lines if line.startswith("#| ")]
@@ -99,7 +102,8 @@ def _entries(catalog: Catalog) -> Dict[str, Message]:
 
 def update_catalogue(notebook_path: Path, catalogue_dir: Path = CATALOGUE_DIR) -> Path:
     """Bring a lesson's catalogue up to date with its English notebook (creating it the first time). Keeps every
-    translation: a changed cell keeps its Chinese, marked fuzzy, with its old English as the previous msgid."""
+    translation: a changed cell keeps its Chinese, marked fuzzy, with the English it was translated from as the
+    previous msgid; a removed cell's entry becomes obsolete, and comes back if the cell does."""
     notebook = nbformat.read(notebook_path, as_version=4)
     path = catalogue_path(notebook_path, catalogue_dir)
     old = read_catalogue(path) if path.exists() else None
@@ -108,15 +112,17 @@ def update_catalogue(notebook_path: Path, catalogue_dir: Path = CATALOGUE_DIR) -
         project="multimodal-LLM course kit",
         version=Path(notebook_path).stem,
         copyright_holder="the course kit's authors",
+        last_translator="the course kit's translators",
         creation_date=old.creation_date if old else datetime.now(timezone.utc),
         revision_date=old.revision_date if old else datetime.now(timezone.utc),
         fuzzy=False,
     )
     previous = _entries(old) if old else {}
+    gone_before = {message.context: message for message in old.obsolete.values()} if old else {}
     cells = markdown_cells(notebook)
     for cell_id, english in cells.items():
-        before = previous.get(cell_id)
-        if before is None:
+        before = previous.get(cell_id) or gone_before.get(cell_id)
+        if before is None or not before.string:
             catalog.add(english, "", context=cell_id)
         elif before.id == english:
             catalog.add(
@@ -125,16 +131,19 @@ def update_catalogue(notebook_path: Path, catalogue_dir: Path = CATALOGUE_DIR) -
                 context=cell_id,
                 flags=before.flags,
                 previous_id=before.previous_id if before.fuzzy else (),
+                user_comments=before.user_comments,
             )
-        else:  # the English changed: keep the Chinese for the translator, marked fuzzy
+        else:  # the English changed: keep the Chinese, fuzzy, and the English it was translated from
+            translated_from = before.previous_id[0] if before.fuzzy and before.previous_id else before.id
             catalog.add(
                 english,
                 before.string,
                 context=cell_id,
-                flags={"fuzzy"} if before.string else (),
-                previous_id=before.id if before.string else (),
+                flags={"fuzzy"},
+                previous_id=translated_from,
+                user_comments=before.user_comments,
             )
-    for cell_id, gone in previous.items():
+    for cell_id, gone in {**gone_before, **previous}.items():
         if cell_id not in cells and gone.string:
             catalog.obsolete[(gone.id, cell_id)] = gone
     _write_if_changed(path, catalog)
@@ -142,9 +151,20 @@ def update_catalogue(notebook_path: Path, catalogue_dir: Path = CATALOGUE_DIR) -
 
 
 def _write_if_changed(path: Path, catalog: Catalog) -> None:
+    """Write the catalogue (only if its text changes). Markdown is not a Python format string, whatever its % signs:
+    no python-format flag. A fuzzy entry's previous msgid is written as gettext writes it, one "#|" line per line."""
+    for message in list(catalog) + list(catalog.obsolete.values()):
+        message.flags.discard("python-format")
     buffer = io.BytesIO()
-    write_po(buffer, catalog, width=100, include_previous=True, sort_output=False)
-    data = buffer.getvalue()
+    write_po(buffer, catalog, width=100, include_previous=False, sort_output=False)
+    text = buffer.getvalue().decode("utf-8")
+    for message in catalog:
+        if message.id and message.context and message.previous_id:
+            quoted = normalize(message.previous_id[0], width=0).split("\n")
+            block = "\n".join(["#| msgid " + quoted[0]] + ["#| " + line for line in quoted[1:]])
+            anchor = "msgctxt " + normalize(message.context, width=0) + "\n"
+            text = text.replace(anchor, block + "\n" + anchor, 1)
+    data = text.encode("utf-8")
     if not path.exists() or path.read_bytes() != data:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -177,6 +197,8 @@ def problems(notebook_path: Path, catalogue_dir: Path = CATALOGUE_DIR) -> List[P
             found.append(
                 Problem(path, cell_id, "fuzzy: the English changed; revise the Chinese, then clear the fuzzy flag")
             )
+        elif entry.string.endswith("\n") != english.endswith("\n"):
+            found.append(Problem(path, cell_id, "ends with a line break where the English does not, or the reverse"))
         elif kept_pieces(entry.string) != kept_pieces(english):
             lost = sorted(set(kept_pieces(english)) ^ set(kept_pieces(entry.string)))
             found.append(

@@ -30,6 +30,7 @@ def test_a_widget_or_an_app_becomes_a_note_and_the_glossary_gives_the_search_its
         new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"}),
         new_output("execute_result", data={site.WIDGET_VIEW: {"model_id": "x"}, "text/plain": "interactive(...)"}),
         new_output("display_data", data={"text/html": '<div><iframe src="http://127.0.0.1:45097/"></iframe></div>'}),
+        new_output("display_data", data={site.WIDGET_VIEW: {"model_id": "y"}, "text/plain": "answering: 100% 3/3"}),
     ]
     path = tmp_path / "03_x.ipynb"
     nbformat.write(new_notebook(cells=[cell], metadata={"widgets": {"state": {}}}), path)
@@ -37,6 +38,7 @@ def test_a_widget_or_an_app_becomes_a_note_and_the_glossary_gives_the_search_its
     assert shown.cells[0].outputs[0].data["image/png"] == "iVBORw0KGgo="  # the figure stays
     assert shown.cells[0].outputs[1].data == {"text/markdown": site.WIDGET_NOTE["zh"]}
     assert shown.cells[0].outputs[2].data == {"text/markdown": site.APP_NOTE["zh"]}  # its server is gone
+    assert shown.cells[0].outputs[3].data == {"text/plain": "answering: 100% 3/3"}  # a progress bar: its last state
     assert "widgets" not in shown.metadata
     words = site.search_words()
     assert {"多模态大语言模型", "像素重排", "视觉编码器", "缩略图"} <= set(words)

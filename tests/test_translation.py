@@ -3,7 +3,9 @@ translation, the committed Chinese notebooks are exactly what the generator make
 changing one English cell fails exactly that cell's translation until it is revised."""
 
 import json
+import os
 import shutil
+import subprocess
 
 import nbformat
 import pytest
@@ -72,9 +74,18 @@ def test_changing_one_english_cell_fails_exactly_that_cells_translation_until_it
     chinese = chinese_notebook(notebook_path, catalogues)
     assert next(c for c in chinese.cells if c.id == edited.id).source == edited.source
 
+    original = edited.source.removesuffix("\n\nOne more English sentence.")
     update_catalogue(notebook_path, catalogues)  # what `make translations` does: the entry becomes fuzzy
-    entry = next(m for m in read_catalogue(catalogue_path(notebook_path, catalogues)) if m.context == edited.id)
-    assert entry.fuzzy and entry.id == edited.source and "One more English sentence" not in entry.previous_id[0]
+    po = catalogue_path(notebook_path, catalogues)
+    entry = next(m for m in read_catalogue(po) if m.context == edited.id)
+    assert entry.fuzzy and entry.id == edited.source and entry.previous_id == [original]  # what it was translated from
+    text = po.read_text(encoding="utf-8")
+    update_catalogue(notebook_path, catalogues)
+    assert po.read_text(encoding="utf-8") == text  # running it again changes nothing
+    assert "#| msgid " in text and "# |" not in text
+    if shutil.which("msgfmt"):  # GNU gettext's own check, where it is installed
+        done = subprocess.run(["msgfmt", "-c", "-o", os.devnull, str(po)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
     assert [(p.cell_id, p.what.split(":")[0]) for p in problems(notebook_path, catalogues)] == [(edited.id, "fuzzy")]
 
     set_translations(notebook_path, {edited.id: entry.string + "\n\n再加一句中文。"}, catalogues)  # a translator
@@ -118,3 +129,9 @@ def test_catalogues_are_standard_gettext_files():
             [c for c in nbformat.read(lesson.path, 4).cells if c.cell_type == "markdown"]
         )
     assert json.loads((ZH_NOTEBOOK_DIR / LESSONS[1].notebook).read_text(encoding="utf-8"))["nbformat"] == 4
+    if shutil.which("msgfmt"):  # GNU gettext's own check (what Poedit runs), where it is installed
+        for lesson in LESSONS:
+            done = subprocess.run(
+                ["msgfmt", "-c", "-o", os.devnull, str(catalogue_path(lesson.path))], text=True, capture_output=True
+            )
+            assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
