@@ -86,9 +86,10 @@ def main(argv=None) -> int:
         elif args.command == "notebooks":
             from .i18n import language
             from .notebooks import build_notebooks
+            from .site import executed_folder
 
             lang = args.lang or language()
-            out = args.out or Path("build/notebooks") / ("zh" if lang == "zh" else "")
+            out = args.out or executed_folder(lang)
             runs = build_notebooks(out, timeout=args.timeout, solutions=not args.as_student, lang=lang)
             failed = [run for run in runs if not run.ok]
             for run in failed:

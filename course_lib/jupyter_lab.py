@@ -9,12 +9,9 @@ from typing import List
 
 from .config import REPO_ROOT
 from .i18n import language
+from .lessons import edition_dir
 
 SETTINGS_DIR = REPO_ROOT / "configs" / "jupyterlab"
-
-
-def lesson_dir(lang: str) -> Path:
-    return REPO_ROOT / "notebooks" / ("zh" if lang == "zh" else "")
 
 
 def lab_command(lang: str = "", host: str = "127.0.0.1", port: int = 8888, extra: List[str] = ()) -> List[str]:
@@ -26,7 +23,7 @@ def lab_command(lang: str = "", host: str = "127.0.0.1", port: int = 8888, extra
         f"--ip={host}",
         f"--port={port}",
         "--no-browser",
-        f"--notebook-dir={lesson_dir(lang)}",
+        f"--notebook-dir={edition_dir(lang)}",
         f"--LabApp.app_settings_dir={SETTINGS_DIR / lang}",
         "--MappingKernelManager.default_kernel_name=course-kit",
     ]

@@ -1,12 +1,18 @@
 """The course's lessons and what each one needs, so the environment check can say where each will run."""
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Tuple
 
 from .config import REPO_ROOT
-from .i18n import later
+from .i18n import ZH_FOLDER, later
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+
+
+def edition_dir(lang: str) -> Path:
+    """Where an edition's lessons live: notebooks, or notebooks/zh for the Chinese edition (generated)."""
+    return ZH_FOLDER if lang == "zh" else NOTEBOOK_DIR
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from traitlets.config import Config
 
-from .lessons import NOTEBOOK_DIR
+from .lessons import NOTEBOOK_DIR, edition_dir
 from .serving.lmdeploy_backend import LMDeployWarning
 
 COURSE_KERNEL = "course-kit"
@@ -182,7 +182,7 @@ def build_notebooks(
     from nbconvert import HTMLExporter
 
     out_dir = Path(out_dir)
-    edition = NOTEBOOK_DIR / "zh" if lang == "zh" else NOTEBOOK_DIR
+    edition = edition_dir(lang)
     sources = list(notebooks or sorted(edition.glob("[0-9][0-9]_*.ipynb")))
     clashes = sorted({str(path) for path in sources if (out_dir / Path(path).name).resolve() == Path(path).resolve()})
     if out_dir.resolve() == NOTEBOOK_DIR.resolve() or clashes:

@@ -19,7 +19,7 @@ from typing import Dict, List, Sequence
 import nbformat
 
 from .config import REPO_ROOT
-from .lessons import LESSONS, NOTEBOOK_DIR
+from .lessons import LESSONS, edition_dir
 
 SITE_PYTHON = REPO_ROOT / ".venv-site" / "bin" / "python"
 CONF_DIR = REPO_ROOT / "configs" / "site"
@@ -65,7 +65,7 @@ class SiteError(RuntimeError):
 
 
 def lesson_sources(lang: str) -> List[Path]:
-    folder = NOTEBOOK_DIR / "zh" if lang == "zh" else NOTEBOOK_DIR
+    folder = edition_dir(lang)
     return [folder / lesson.notebook for lesson in LESSONS if (folder / lesson.notebook).is_file()]
 
 

@@ -25,10 +25,10 @@ from babel.messages.catalog import Catalog, Message
 from babel.messages.pofile import denormalize, normalize, read_po, write_po
 
 from .config import REPO_ROOT
-from .lessons import LESSONS, NOTEBOOK_DIR
+from .lessons import LESSONS, edition_dir
 
 CATALOGUE_DIR = REPO_ROOT / "translations" / "zh_CN"
-ZH_NOTEBOOK_DIR = NOTEBOOK_DIR / "zh"
+ZH_NOTEBOOK_DIR = edition_dir("zh")
 GLOSSARY = CATALOGUE_DIR / "GLOSSARY.md"  # copied next to the Chinese lessons, which link to it
 # Added below the first cell of every Chinese lesson (generated, so not in the catalogues).
 ZH_NOTE = (

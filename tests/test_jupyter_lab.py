@@ -13,7 +13,8 @@ import pytest
 from browser import CHROMIUM, HEIGHT, WIDTH, Browser
 from conftest import REPO_ROOT
 
-from course_lib.jupyter_lab import lab_command, lesson_dir
+from course_lib.jupyter_lab import lab_command
+from course_lib.lessons import edition_dir
 from course_lib.serving.server_process import free_port
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no headless browser: apt-get install chromium")
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no headless browser: a
 
 def test_the_lessons_folder_and_settings_follow_the_language():
     zh, en = lab_command("zh"), lab_command("en")
-    assert f"--notebook-dir={REPO_ROOT / 'notebooks' / 'zh'}" in zh and lesson_dir("en") == REPO_ROOT / "notebooks"
+    assert f"--notebook-dir={REPO_ROOT / 'notebooks' / 'zh'}" in zh and edition_dir("en") == REPO_ROOT / "notebooks"
     assert any(arg.endswith("configs/jupyterlab/zh") for arg in zh)
     assert any(arg.endswith("configs/jupyterlab/en") for arg in en)
 

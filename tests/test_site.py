@@ -100,7 +100,7 @@ def test_every_lesson_page_loads_with_its_plots_goals_and_recap(browser, served,
     words = {"en": ("Goals", "Recap"), "zh": ("目标", "小结")}[lang]
     drawn = 0
     for lesson in LESSONS:
-        executed = nbformat.read(site.EXECUTED_DIR / ("zh" if lang == "zh" else "") / lesson.notebook, as_version=4)
+        executed = nbformat.read(site.executed_folder(lang) / lesson.notebook, as_version=4)
         pictures = sum("image/png" in out.get("data", {}) for cell in executed.cells for out in cell.get("outputs", []))
         open_page(browser, f"{served}/{lang}/{lesson.notebook.replace('.ipynb', '.html')}")
         text = browser.js("document.querySelector('main').innerText")
